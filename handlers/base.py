@@ -1,0 +1,57 @@
+"""What every handler's configuration shares: attempts, backoff, rate limit, timeout, dry run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from monitor.yamlview import View
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerCommon:
+    """Keys every handler has: `type`, `timeout` (10s), `max_attempts` (5), `backoff` (first
+    retry delay, doubled each time; 5s), `rate_limit` (runs per minute, 30), `dry_run`."""
+
+    name: str
+    type: str
+    timeout_us: int
+    max_attempts: int
+    backoff_us: int
+    rate_limit_per_minute: int
+    dry_run: bool
+
+
+class HandlerSpec(Protocol):
+    common: HandlerCommon
+
+
+def parse_common(view: View, name: str) -> HandlerCommon:
+    return HandlerCommon(
+        name=name,
+        type=view.str("type", required=True),
+        timeout_us=view.duration_us("timeout", "10s"),
+        max_attempts=view.int("max_attempts", 5, minimum=1),
+        backoff_us=view.duration_us("backoff", "5s"),
+        rate_limit_per_minute=view.int("rate_limit", 30, minimum=1),
+        dry_run=view.bool("dry_run", False),
+    )
+
+
+def parse_url(view: View, key: str, default: str | None = None) -> str:
+    """An http(s) URL from config (never from log content)."""
+    url = view.str(key, default, required=default is None)
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            view.error(key, f"expected an http:// or https:// URL, got {url!r}")
+    return url
+
+
+def parse_secret(view: View, key: str) -> tuple[str | None, str | None]:
+    """`<key>_file` (a path, e.g. a systemd credential) or `<key>_env` (a variable name)."""
+    path, env = view.opt_str(f"{key}_file"), view.opt_str(f"{key}_env")
+    if path and env:
+        view.error(f"{key}_env", f"give {key}_file or {key}_env, not both")
+    return path, env

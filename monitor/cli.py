@@ -1,0 +1,119 @@
+"""The command line (DESIGN §3): check-config and replay."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from monitor import __version__
+from monitor.config import Config, ConfigError, load_config
+from monitor.journal import JournalError
+from monitor.replay import ReplayOptions, print_summary, run_replay
+from monitor.timeparse import parse_time_us
+
+EXIT_CONFIG = 2
+
+
+def _config_path(arg: str | None) -> str | None:
+    """-c, else $AISHA_MONITOR_CONFIG, else /etc/aisha-monitor/config.yaml if present, else the
+    embedded default (None)."""
+    if arg:
+        return arg
+    env = os.environ.get("AISHA_MONITOR_CONFIG")
+    if env:
+        return env
+    etc = "/etc/aisha-monitor/config.yaml"
+    return etc if os.path.exists(etc) else None
+
+
+def _load(arg: str | None) -> Config | None:
+    try:
+        return load_config(_config_path(arg))
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(e.problems)} problem(s) found", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    types: dict[str, int] = {}
+    for spec in config.rules:
+        types[spec.base.type] = types.get(spec.base.type, 0) + 1
+    kinds = ", ".join(f"{n} {t}" for t, n in types.items())
+    print(
+        f"{config.source}: OK: {len(config.rules)} rules ({kinds}), {len(config.handlers)} handlers, "
+        f"{len(config.alerting.alerts)} alerts, {len(config.health_checks)} health checks; "
+        f"units: {', '.join(config.journal.units) or '-'}"
+    )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    now_us = time.time_ns() // 1000
+    try:
+        opts = ReplayOptions(
+            directory=args.journal_dir,
+            files=tuple(args.journal_file or ()),
+            since_us=parse_time_us(args.since, now_us) if args.since else None,
+            until_us=parse_time_us(args.until, now_us) if args.until else None,
+            now_us=parse_time_us(args.now, now_us) if args.now else None,
+            output_format=args.format,
+        )
+    except ValueError as e:
+        print(f"aisha-monitor replay: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    progress = sys.stderr if sys.stderr.isatty() else None
+    try:
+        result = run_replay(config, opts, sys.stdout, progress)
+    except JournalError as e:
+        print(f"aisha-monitor replay: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        sys.stderr.close()  # `replay | head`: the reader left, and that is fine
+        return 0
+    sys.stdout.flush()
+    print_summary(result)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aisha-monitor",
+        description="Watch aisha-api's journal: unknown webhook statuses, stalled trainings, alerts.",
+    )
+    parser.add_argument("--version", action="version", version=f"aisha-monitor {__version__}")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check-config", help="validate a config; exit 2 listing every problem")
+    check.add_argument("-c", "--config", help="config file (default: the embedded config.yaml)")
+    check.set_defaults(func=cmd_check_config)
+
+    replay = sub.add_parser("replay", help="evaluate journal history offline and print events")
+    replay.add_argument("-c", "--config", help="config file (default: the embedded config.yaml)")
+    where = replay.add_mutually_exclusive_group()
+    where.add_argument("--journal-dir", metavar="DIR", help="read journal files in DIR")
+    where.add_argument("--journal-file", metavar="FILE", action="append", help="read FILE (repeatable)")
+    replay.add_argument("--since", metavar="T", help="start at T (RFC 3339, or -2h style)")
+    replay.add_argument("--until", metavar="T", help="stop after T")
+    replay.add_argument("--now", metavar="T", help="evaluate pending deadlines at T (default: last entry)")
+    replay.add_argument("--format", choices=["jsonl", "table"], default="jsonl")
+    replay.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return int(args.func(args))

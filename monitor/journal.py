@@ -1,0 +1,163 @@
+"""The journal source: the only module that imports `systemd`.
+
+Entries are read through systemd-python's low-level `_Reader` calls (`_next`, `_get`,
+`_get_realtime`, `_get_cursor`): the public `Reader.get_next()` converts every field of every
+entry and is several times slower. tests/integration/test_journal.py pins the behaviour of these
+private calls, so an upgrade that changes them fails loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from systemd import journal
+
+from monitor.model import Entry
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_ERRORS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """Which optional fields to read per entry (each costs a lookup on the hot path)."""
+
+    unit: bool = True
+    pid: bool = True
+    priority: bool = True
+    hostname: bool = False
+
+
+class JournalError(Exception):
+    pass
+
+
+class JournalSource:
+    """Entries of the configured units (OR) and identifiers (OR), from the system journal, a
+    directory, or files."""
+
+    def __init__(
+        self,
+        *,
+        units: tuple[str, ...] = ("aisha-api.service",),
+        identifiers: tuple[str, ...] = (),
+        directory: str | None = None,
+        files: tuple[str, ...] = (),
+        max_message_bytes: int = 64 * 1024,
+        fields: Fields = Fields(),
+    ) -> None:
+        try:
+            if files:
+                self._reader = journal.Reader(files=list(files))
+            elif directory:
+                self._reader = journal.Reader(path=directory)
+            else:
+                self._reader = journal.Reader()
+        except (OSError, ValueError) as e:
+            where = ", ".join(files) or directory or "the system journal"
+            raise JournalError(f"cannot open {where}: {e}") from e
+        self._max = max_message_bytes
+        self._reader.data_threshold = max_message_bytes
+        for unit in units:
+            self._reader.add_match(_SYSTEMD_UNIT=unit)
+        if units and identifiers:
+            self._reader.add_disjunction()
+        for ident in identifiers:
+            self._reader.add_match(SYSLOG_IDENTIFIER=ident)
+        # with one unit and no identifiers every entry has that unit: no need to read it
+        self._fixed_unit = units[0] if len(units) == 1 and not identifiers else None
+        self._fields = fields
+        self.read_errors = 0
+        self.truncated = 0
+
+    # --- positioning -----------------------------------------------------------------------
+
+    def seek_head(self) -> None:
+        self._reader.seek_head()
+
+    def seek_tail(self) -> None:
+        """Position after the last entry: the next read returns only new entries."""
+        self._reader.seek_tail()
+        self._reader._previous()
+
+    def seek_realtime_us(self, us: int) -> None:
+        self._reader.seek_realtime(us / 1_000_000)
+
+    def seek_cursor(self, cursor: str) -> bool:
+        """Position after the entry at `cursor`; False when that entry no longer exists."""
+        try:
+            self._reader.seek_cursor(cursor)
+            if not self._reader._next():
+                return False
+            return bool(self._reader.test_cursor(cursor))
+        except OSError:
+            return False
+
+    def cursor(self) -> str:
+        """The cursor of the entry read last."""
+        return str(self._reader._get_cursor())
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _step(self) -> bool:
+        for _ in range(MAX_CONSECUTIVE_ERRORS):
+            try:
+                return bool(self._reader._next())
+            except OSError as e:
+                self.read_errors += 1
+                log.warning("journal read error, skipping: %s", e)
+        raise JournalError(f"{MAX_CONSECUTIVE_ERRORS} read errors in a row; giving up on this pass")
+
+    def __iter__(self) -> Iterator[Entry]:
+        """Entries from the current position to the end of what is written now."""
+        r = self._reader
+        get = r._get
+        fixed_unit, fields, limit = self._fixed_unit, self._fields, self._max
+        while self._step():
+            try:
+                raw = get("MESSAGE")
+            except KeyError:
+                raw = b""
+            except OSError as e:
+                self.read_errors += 1
+                log.warning("cannot read an entry's MESSAGE, skipping it: %s", e)
+                continue
+            if len(raw) > limit:
+                raw = raw[:limit]
+                self.truncated += 1
+            try:
+                message = raw.decode()
+            except UnicodeDecodeError:
+                message = raw.decode("utf-8", "replace")
+            yield Entry(
+                r._get_realtime(),
+                message,
+                fixed_unit or (_text(get, "_SYSTEMD_UNIT") if fields.unit else ""),
+                _int(get, "_PID", 0) if fields.pid else 0,
+                _int(get, "PRIORITY", 6) if fields.priority else 6,
+                _text(get, "_HOSTNAME") if fields.hostname else "",
+            )
+
+    def wait(self, timeout_s: float) -> int:
+        """Block until the journal changes or `timeout_s` passes (NOP, APPEND or INVALIDATE)."""
+        return int(self._reader.wait(timeout_s))
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def _text(get: object, field: str) -> str:
+    try:
+        return get(field).decode("utf-8", "replace")  # type: ignore[operator, no-any-return]
+    except (KeyError, OSError):
+        return ""
+
+
+def _int(get: object, field: str, default: int) -> int:
+    try:
+        return int(get(field))  # type: ignore[operator]
+    except (KeyError, OSError, ValueError):
+        return default

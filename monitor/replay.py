@@ -1,0 +1,151 @@
+"""`aisha-monitor replay`: evaluate journal history offline with the real engine; act on nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from monitor.config import Config
+from monitor.engine import Engine, build_rules
+from monitor.journal import Fields, JournalSource
+from monitor.model import Event, format_time
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    directory: str | None = None
+    files: tuple[str, ...] = ()
+    since_us: int | None = None
+    until_us: int | None = None
+    now_us: int | None = None
+    output_format: str = "jsonl"  # jsonl | table
+
+
+@dataclasses.dataclass(slots=True)
+class ReplayResult:
+    entries: int
+    events: int
+    seconds: float
+    engine: Engine
+    read_errors: int
+    truncated: int
+
+
+def fields_for(config: Config, engine: Engine) -> Fields:
+    """Read only what some rule looks at."""
+    return Fields(
+        unit=True,
+        pid=any(getattr(spec, "context", None) is not None for spec in config.rules),
+        priority=engine.uses_priority,
+        hostname=False,
+    )
+
+
+def open_source(config: Config, opts: ReplayOptions, fields: Fields) -> JournalSource:
+    j = config.journal
+    files = opts.files or (() if opts.directory else j.files)
+    directory = opts.directory or (None if opts.files else j.directory)
+    return JournalSource(
+        units=j.units,
+        identifiers=j.identifiers,
+        directory=directory,
+        files=files,
+        max_message_bytes=j.max_message_bytes,
+        fields=fields,
+    )
+
+
+def run_replay(config: Config, opts: ReplayOptions, out: TextIO, progress: TextIO | None = None) -> ReplayResult:
+    engine = Engine(build_rules(config), max_message_chars=config.journal.max_message_bytes)
+    source = open_source(config, opts, fields_for(config, engine))
+    write = _writer(opts.output_format, out)
+    started = time.monotonic()
+    bar = _Progress(progress, started) if progress is not None else None
+    n_events = 0
+    try:
+        if opts.since_us is not None:
+            source.seek_realtime_us(opts.since_us)
+        else:
+            source.seek_head()
+        until = opts.until_us
+        for entry in source:
+            if until is not None and entry.realtime_us > until:
+                break
+            due, produced = engine.observe(entry)
+            for e in due:
+                write(e)
+            if produced:
+                cursor = source.cursor()
+                for e in produced:
+                    write(dataclasses.replace(e, cursor=cursor))
+                n_events += len(produced)
+            n_events += len(due)
+            if bar is not None and not engine.entries & 0x3FFF:
+                bar.update(engine.entries)
+        final = opts.now_us if opts.now_us is not None else engine.now_us
+        if final:
+            for e in engine.tick(final):
+                write(e)
+                n_events += 1
+    finally:
+        source.close()
+        if bar is not None:
+            bar.done()
+    return ReplayResult(
+        engine.entries, n_events, time.monotonic() - started, engine, source.read_errors, source.truncated
+    )
+
+
+def _writer(fmt: str, out: TextIO) -> Callable[[Event], None]:
+    if fmt == "table":
+        out.write(f"{'TIME':<27} {'SEVERITY':<8} {'KIND':<13} {'RULE':<20} {'KEY':<24} MESSAGE\n")
+
+        def table(e: Event) -> None:
+            key = e.key if e.key is not None else "-"
+            first_line = e.message.splitlines()[0] if e.message else ""
+            out.write(f"{format_time(e.time):<27} {e.severity:<8} {e.kind:<13} {e.rule:<20} {key:<24} {first_line}\n")
+
+        return table
+
+    def jsonl(e: Event) -> None:
+        out.write(json.dumps(e.to_json(), ensure_ascii=False) + "\n")
+
+    return jsonl
+
+
+class _Progress:
+    """A one-line progress counter on a terminal."""
+
+    def __init__(self, stream: TextIO, started: float) -> None:
+        self.stream, self.started, self.last = stream, started, 0.0
+
+    def update(self, entries: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.25:
+            return
+        self.last = now
+        rate = entries / max(now - self.started, 1e-9)
+        self.stream.write(f"\rreplay: {entries:,} entries, {rate:,.0f}/s ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        self.stream.write("\r\033[K")
+        self.stream.flush()
+
+
+def print_summary(result: ReplayResult, stream: TextIO = sys.stderr) -> None:
+    rate = result.entries / result.seconds if result.seconds > 0 else 0.0
+    stream.write(
+        f"replay: {result.entries} entries in {result.seconds:.2f}s ({rate:,.0f} entries/s), "
+        f"{result.events} events"
+        + (f", {result.read_errors} read errors" if result.read_errors else "")
+        + (f", {result.truncated} messages truncated" if result.truncated else "")
+        + "\n"
+    )
+    for rule in result.engine.rules:
+        counters = " ".join(f"{k}={v}" for k, v in rule.counters().items())
+        stream.write(f"  {rule.base.name} ({rule.base.type}): {counters}\n")

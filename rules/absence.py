@@ -1,0 +1,78 @@
+"""`absence`: nothing matched for a whole window (a silent service)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.model import Entry, Event, EventKind, format_time, us_to_datetime
+from monitor.yamlview import View
+from rules.base import BuildContext, ParseContext, Pattern, Recall, RuleBase, event, human_duration, parse_pattern, parse_prefilter
+
+
+@dataclass(frozen=True, slots=True)
+class AbsenceSpec:
+    """Keys: `pattern` (optional: without one, any entry of the journal's units counts),
+    `prefilter`, `window`."""
+
+    base: RuleBase
+    pattern: Pattern | None
+    window_us: int
+
+    def build(self, ctx: BuildContext) -> AbsenceRule:
+        return AbsenceRule(self)
+
+
+def parse(view: View, base: RuleBase, ctx: ParseContext) -> AbsenceSpec | None:
+    pattern = parse_pattern(view, "pattern", required=False, prefilter=parse_prefilter(view))
+    window = view.duration_us("window", None, required=True)
+    return AbsenceSpec(base, pattern, window)
+
+
+class AbsenceRule:
+    """Emits `absence` once when `window` passes with no match (counted from the first entry
+    the engine sees), and `resolved` at the next match."""
+
+    timed = True
+
+    def __init__(self, spec: AbsenceSpec) -> None:
+        self.spec = spec
+        self.base = spec.base
+        self.prefilter = spec.pattern.literals if spec.pattern else ()
+        self._regex = spec.pattern.regex if spec.pattern else None
+        self.last_us: int | None = None
+        self.absent = False
+        self._counts = {"matches": 0, "absences": 0, "resolved": 0}
+
+    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+        if self._regex is not None and self._regex.search(entry.message) is None:
+            return []
+        self._counts["matches"] += 1
+        self.last_us = entry.realtime_us
+        if not self.absent:
+            return []
+        self.absent = False
+        self._counts["resolved"] += 1
+        return [event(self.base, EventKind.RESOLVED, entry.realtime_us, None, {}, "matching lines are back")]
+
+    def tick(self, now_us: int) -> list[Event]:
+        if self.last_us is None:
+            self.last_us = now_us  # the window counts from the first moment the engine sees
+            return []
+        due = self.last_us + self.spec.window_us
+        if self.absent or due > now_us:
+            return []
+        self.absent = True
+        self._counts["absences"] += 1
+        last = format_time(us_to_datetime(self.last_us))
+        msg = f"no matching line for {human_duration(self.spec.window_us)} (last seen {last})"
+        return [event(self.base, EventKind.ABSENCE, due, None, {}, msg)]
+
+    def next_deadline(self) -> int | None:
+        if self.absent:
+            return None
+        if self.last_us is None:
+            return 0  # ask for a first tick, which arms the window
+        return self.last_us + self.spec.window_us
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._counts)

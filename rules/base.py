@@ -1,0 +1,168 @@
+"""What every rule shares: the common config keys, compiled patterns with their prefilter, and
+the Rule protocol the engine drives."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from monitor.model import Entry, Event, EventKind, Severity
+from monitor.regexutil import check_pattern, required_literal
+from monitor.statuses import Statuses
+from monitor.yamlview import View
+
+MAX_LABEL_CHARS = 200
+
+PRIORITIES = {
+    "emerg": 0, "alert": 1, "crit": 2, "err": 3, "error": 3,
+    "warning": 4, "warn": 4, "notice": 5, "info": 6, "debug": 7,
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A compiled regex and the literals one of which every match contains (its prefilter)."""
+
+    source: str
+    regex: re.Pattern[str]
+    literals: tuple[str, ...]
+
+    def search(self, message: str) -> re.Match[str] | None:
+        if self.literals and not any(lit in message for lit in self.literals):
+            return None
+        return self.regex.search(message)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleBase:
+    """Keys every rule has: name, type, severity, alert, handler, metric, priority, description."""
+
+    name: str
+    type: str
+    severity: Severity
+    alert: str | None = None
+    handler: str | None = None
+    metric: str | None = None
+    priority: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What rules may need from outside their own config when they are built."""
+
+    statuses: Statuses = field(default_factory=Statuses)
+    remembered: frozenset[str] = frozenset()  # rules that others join context from
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    rule_names: frozenset[str]
+
+
+class Recall(Protocol):
+    """Groups of recent matches of a rule, per (host, pid), for `context:` joins."""
+
+    def remember(self, rule: str, entry: Entry, groups: Mapping[str, str]) -> None: ...
+
+    def recall(self, rule: str, entry: Entry, window_us: int) -> Mapping[str, str] | None: ...
+
+
+class Rule(Protocol):
+    base: RuleBase
+    prefilter: tuple[str, ...]  # the engine calls observe only if one of these is in the message
+    timed: bool  # has deadlines: the engine asks next_deadline() after each observe
+
+    def observe(self, entry: Entry, recall: Recall) -> list[Event]: ...
+
+    def tick(self, now_us: int) -> list[Event]: ...
+
+    def next_deadline(self) -> int | None: ...
+
+    def counters(self) -> dict[str, int]: ...
+
+
+class RuleSpec(Protocol):
+    base: RuleBase
+
+    def build(self, ctx: BuildContext) -> Rule: ...
+
+
+def parse_pattern(
+    view: View, key: str, groups: tuple[str, ...] = (), *, required: bool = True, prefilter: tuple[str, ...] | None = None
+) -> Pattern | None:
+    """One regex at `key`; problems are reported at its line."""
+    if not view.has(key):
+        view.str(key, required=required)
+        return None
+    text = view.str(key)
+    return _compile(view, key, text, groups, prefilter)
+
+
+def parse_patterns(view: View, key: str, groups: tuple[str, ...]) -> tuple[Pattern, ...]:
+    """A regex or a list of them at `key` (any of them matches)."""
+    out = []
+    for path, node in view.seq(key, required=True):
+        text = view.scalar_str(node, path)
+        if text is None:
+            continue
+        compiled, problems = check_pattern(text, groups)
+        for p in problems:
+            view.problems.add(node, path, p)
+        if compiled is not None:
+            out.append(Pattern(text, compiled, _literals(text)))
+    return tuple(out)
+
+
+def _compile(view: View, key: str, text: str, groups: tuple[str, ...], prefilter: tuple[str, ...] | None) -> Pattern | None:
+    compiled, problems = check_pattern(text, groups)
+    for p in problems:
+        view.error(key, p)
+    if compiled is None:
+        return None
+    return Pattern(text, compiled, prefilter if prefilter is not None else _literals(text))
+
+
+def _literals(text: str) -> tuple[str, ...]:
+    lit = required_literal(text)
+    return (lit,) if lit else ()
+
+
+def parse_prefilter(view: View) -> tuple[str, ...] | None:
+    """`prefilter:` declares the literals (any of them) a line must contain before the regex runs."""
+    if not view.has("prefilter"):
+        return None
+    lits = view.str_list("prefilter")
+    if any(not lit for lit in lits):
+        view.error("prefilter", "prefilter literals must not be empty")
+    return lits
+
+
+def union_prefilter(patterns: tuple[Pattern, ...]) -> tuple[str, ...]:
+    """Literals for a rule with several patterns: empty (no prefilter) if any pattern has none."""
+    if not patterns or any(not p.literals for p in patterns):
+        return ()
+    return tuple(dict.fromkeys(lit for p in patterns for lit in p.literals))
+
+
+def labels_of(match: re.Match[str], skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """Named groups that matched, bounded in length (log content comes from outside)."""
+    return {
+        k: v[:MAX_LABEL_CHARS] for k, v in match.groupdict().items() if v is not None and k not in skip
+    }
+
+
+def event(
+    base: RuleBase, kind: EventKind, time_us: int, key: str | None, labels: dict[str, str], message: str
+) -> Event:
+    return Event(time_us, base.name, kind, base.severity, key, labels, message)
+
+
+def human_duration(us: int) -> str:
+    """Microseconds as `1h30m`, `45s`: the form the config uses."""
+    s = us // 1_000_000
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or f"{us / 1e6:g}s"

@@ -1,0 +1,119 @@
+"""`match`: count lines matching a regex, by chosen groups; emit events only when asked to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from monitor.model import Entry, Event, EventKind
+from monitor.yamlview import View
+from rules.base import (
+    BuildContext,
+    ParseContext,
+    Pattern,
+    Recall,
+    RuleBase,
+    event,
+    labels_of,
+    parse_pattern,
+    parse_prefilter,
+)
+
+OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class MatchSpec:
+    """Keys: `pattern`, `prefilter`, `labels` (groups to count by), `allow` (group -> allowed
+    values; others fold into "other"), `max_label_values` (default 20, then "other"), `emit`
+    (emit a `match` event per line even without an alert or handler), `key` (the group that
+    names the event's key, e.g. `request_id`)."""
+
+    base: RuleBase
+    pattern: Pattern
+    labels: tuple[str, ...] = ()
+    allow: dict[str, frozenset[str]] = field(default_factory=dict)
+    max_label_values: int = 20
+    emit: bool = False
+    key: str | None = None
+
+    def build(self, ctx: BuildContext) -> MatchRule:
+        return MatchRule(self, remember=self.base.name in ctx.remembered)
+
+
+def parse(view: View, base: RuleBase, ctx: ParseContext) -> MatchSpec | None:
+    pattern = parse_pattern(view, "pattern", prefilter=parse_prefilter(view))
+    labels = view.str_list("labels")
+    allow_view = view.map("allow")
+    allow: dict[str, frozenset[str]] = {}
+    if allow_view is not None:
+        for name in allow_view.keys():
+            allow[name] = frozenset(allow_view.str_list(name))
+            if name not in labels:
+                allow_view.error(name, f"{name!r} is not one of this rule's labels")
+        allow_view.finish()
+    max_values = view.int("max_label_values", 20, minimum=1)
+    emit = view.bool("emit", False)
+    key = view.opt_str("key")
+    if pattern is None:
+        return None
+    if key is not None and key not in pattern.regex.groupindex:
+        view.error("key", f"key {key!r} is not a named group of the pattern")
+    for label in labels:
+        if label not in pattern.regex.groupindex:
+            view.error("labels", f"label {label!r} is not a named group of the pattern")
+    return MatchSpec(base, pattern, labels, allow, max_values, emit, key)
+
+
+class MatchRule:
+    """Emits `match` (only with an alert, a handler or `emit: true`)."""
+
+    timed = False
+
+    def __init__(self, spec: MatchSpec, *, remember: bool = False) -> None:
+        self.spec = spec
+        self.base = spec.base
+        self.prefilter = spec.pattern.literals
+        self._regex = spec.pattern.regex
+        self._remember = remember
+        self._emit = spec.emit or spec.base.alert is not None or spec.base.handler is not None
+        self._seen: dict[str, set[str]] = {label: set() for label in spec.labels}
+        self.by_labels: dict[tuple[str, ...], int] = {}
+        self.matches = 0
+
+    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+        m = self._regex.search(entry.message)
+        if m is None:
+            return []
+        self.matches += 1
+        if self.spec.labels:
+            values = tuple(self._fold(label, m.group(label)) for label in self.spec.labels)
+            self.by_labels[values] = self.by_labels.get(values, 0) + 1
+        if self._remember:
+            recall.remember(self.base.name, entry, labels_of(m))
+        if not self._emit:
+            return []
+        key = m.group(self.spec.key) if self.spec.key else None
+        labels = labels_of(m, (self.spec.key,) if self.spec.key else ())
+        return [event(self.base, EventKind.MATCH, entry.realtime_us, key, labels, entry.message[:500])]
+
+    def _fold(self, label: str, value: str | None) -> str:
+        value = value or ""
+        allowed = self.spec.allow.get(label)
+        if allowed is not None:
+            return value if value in allowed else OTHER
+        seen = self._seen[label]
+        if value in seen:
+            return value
+        if len(seen) >= self.spec.max_label_values:
+            return OTHER
+        seen.add(value)
+        return value
+
+    def tick(self, now_us: int) -> list[Event]:
+        return []
+
+    def next_deadline(self) -> int | None:
+        return None
+
+    def counters(self) -> dict[str, int]:
+        return {"matches": self.matches}

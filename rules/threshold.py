@@ -1,0 +1,85 @@
+"""`threshold`: more than `count` matches within a sliding `window` (an error rate)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from monitor.model import Entry, Event, EventKind
+from monitor.yamlview import View
+from rules.base import BuildContext, ParseContext, Pattern, Recall, RuleBase, event, human_duration, parse_pattern, parse_prefilter
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdSpec:
+    """Keys: `pattern` (optional when `priority` selects the lines), `prefilter`, `count`,
+    `window`."""
+
+    base: RuleBase
+    pattern: Pattern | None
+    count: int
+    window_us: int
+
+    def build(self, ctx: BuildContext) -> ThresholdRule:
+        return ThresholdRule(self)
+
+
+def parse(view: View, base: RuleBase, ctx: ParseContext) -> ThresholdSpec | None:
+    pattern = parse_pattern(view, "pattern", required=False, prefilter=parse_prefilter(view))
+    count = view.int("count", 0, minimum=0)
+    if not view.has("count"):
+        view.error("count", "required key is missing")
+    window = view.duration_us("window", None, required=True)
+    if pattern is None and base.priority is None and not view.has("pattern"):
+        view.error("pattern", "a threshold needs a `pattern`, a `priority`, or both")
+    return ThresholdSpec(base, pattern, count, window)
+
+
+class ThresholdRule:
+    """Emits `threshold` when the count in the window first exceeds `count`, and `resolved`
+    when it falls back to `count` or fewer."""
+
+    timed = True
+
+    def __init__(self, spec: ThresholdSpec) -> None:
+        self.spec = spec
+        self.base = spec.base
+        self.prefilter = spec.pattern.literals if spec.pattern else ()
+        self._regex = spec.pattern.regex if spec.pattern else None
+        # only the newest count+1 matches decide whether the window holds more than `count`
+        self._times: deque[int] = deque(maxlen=spec.count + 1)
+        self.firing = False
+        self._counts = {"matches": 0, "fired": 0, "resolved": 0}
+
+    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+        if self._regex is not None and self._regex.search(entry.message) is None:
+            return []
+        self._counts["matches"] += 1
+        t = entry.realtime_us
+        self._times.append(t)
+        if self.firing or len(self._times) <= self.spec.count or self._times[0] <= t - self.spec.window_us:
+            return []
+        self.firing = True
+        self._counts["fired"] += 1
+        n, w = self.spec.count, human_duration(self.spec.window_us)
+        labels = {"count": str(n), "window": w}
+        return [event(self.base, EventKind.THRESHOLD, t, None, labels, f"more than {n} matching lines within {w}")]
+
+    def tick(self, now_us: int) -> list[Event]:
+        times, window = self._times, self.spec.window_us
+        events: list[Event] = []
+        while times and times[0] + window <= now_us:
+            expired = times.popleft()
+            if self.firing and len(times) <= self.spec.count:
+                self.firing = False
+                self._counts["resolved"] += 1
+                msg = f"back to {self.spec.count} or fewer matching lines within {human_duration(window)}"
+                events.append(event(self.base, EventKind.RESOLVED, expired + window, None, {}, msg))
+        return events
+
+    def next_deadline(self) -> int | None:
+        return self._times[0] + self.spec.window_us if self.firing and self._times else None
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._counts)
+

@@ -1,0 +1,124 @@
+"""`unknown_value`: the service logged a value it does not know (the incident's
+"Неизвестный статус"); report it with what it normalizes to and the request it belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.model import Entry, Event, EventKind
+from monitor.statuses import Statuses
+from monitor.yamlview import View
+from rules.base import (
+    BuildContext,
+    ParseContext,
+    Pattern,
+    Recall,
+    RuleBase,
+    event,
+    parse_pattern,
+    parse_prefilter,
+)
+
+OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Join fields from the latest match of another rule on the same host and `_PID`."""
+
+    rule: str
+    fields: tuple[str, ...]
+    window_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownValueSpec:
+    """Keys: `pattern` (with a `value` group), `prefilter`, `key` (the group or context field
+    that names the request, default `request_id`), `context` (`rule`, `fields`, `window`),
+    `max_label_values` (distinct raw values kept as labels before folding into "other")."""
+
+    base: RuleBase
+    pattern: Pattern
+    key: str = "request_id"
+    context: Context | None = None
+    max_label_values: int = 50
+
+    def build(self, ctx: BuildContext) -> UnknownValueRule:
+        return UnknownValueRule(self, ctx.statuses)
+
+
+def parse(view: View, base: RuleBase, ctx: ParseContext) -> UnknownValueSpec | None:
+    pattern = parse_pattern(view, "pattern", ("value",), prefilter=parse_prefilter(view))
+    key = view.str("key", "request_id")
+    max_values = view.int("max_label_values", 50, minimum=1)
+    context = None
+    cview = view.map("context")
+    if cview is not None:
+        rule = cview.str("rule", required=True)
+        if rule and rule not in ctx.rule_names:
+            cview.error("rule", f"no rule named {rule!r}")
+        elif rule == base.name:
+            cview.error("rule", "a rule cannot take context from itself")
+        fields = cview.str_list("fields", (key,))
+        window = cview.duration_us("window", "30s")
+        cview.finish()
+        context = Context(rule, fields, window)
+    if pattern is None:
+        return None
+    return UnknownValueSpec(base, pattern, key, context, max_values)
+
+
+class UnknownValueRule:
+    """Emits `unknown_value` for every matching line: key = the request, labels `status` (raw),
+    `normalized` (canonical status, or "" when truly unknown) and any joined context fields."""
+
+    timed = False
+
+    def __init__(self, spec: UnknownValueSpec, statuses: Statuses) -> None:
+        self.spec = spec
+        self.base = spec.base
+        self.prefilter = spec.pattern.literals
+        self._regex = spec.pattern.regex
+        self._statuses = statuses
+        self.by_status: dict[tuple[str, str], int] = {}
+        self._counts = {"matches": 0, "joined": 0, "unjoined": 0, "normalizable": 0, "unknown": 0}
+
+    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+        m = self._regex.search(entry.message)
+        if m is None:
+            return []
+        spec = self.spec
+        raw = m.group("value").strip()[:200]
+        normalized = self._statuses.normalize(raw)
+        labels = {"status": raw, "normalized": normalized}
+        key = m.groupdict().get(spec.key)
+        if spec.context is not None:
+            joined = recall.recall(spec.context.rule, entry, spec.context.window_us) or {}
+            for f in spec.context.fields:
+                if f in joined and f != spec.key:
+                    labels[f] = joined[f]
+            key = key or joined.get(spec.key)
+        counts = self._counts
+        counts["matches"] += 1
+        counts["joined" if key else "unjoined"] += 1
+        counts["normalizable" if normalized else "unknown"] += 1
+        self._count(raw, normalized)
+        what = f"normalizes to {normalized!r}" if normalized else "matches no known status"
+        whose = f"request_id {key}" if key else "an unknown request (no context line found)"
+        message = f"unknown status {raw!r} for {whose}: the service dropped it; it {what}"
+        return [event(self.base, EventKind.UNKNOWN_VALUE, entry.realtime_us, key, labels, message)]
+
+    def _count(self, raw: str, normalized: str) -> None:
+        label = (raw, normalized)
+        if label not in self.by_status and len(self.by_status) >= self.spec.max_label_values:
+            label = (OTHER, normalized)
+        self.by_status[label] = self.by_status.get(label, 0) + 1
+
+    def tick(self, now_us: int) -> list[Event]:
+        return []
+
+    def next_deadline(self) -> int | None:
+        return None
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._counts)
