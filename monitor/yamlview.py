@@ -16,6 +16,7 @@ _INT_TAG = "tag:yaml.org,2002:int"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +89,10 @@ class View:
         self.problems = problems
         self._items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         self._used: set[str] = set()
-        SafeConstructor().flatten_mapping(node)  # YAML merge keys (<<)
-        for key_node, value_node in node.value:
+        own = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+        SafeConstructor().flatten_mapping(node)  # YAML merge keys (<<): merged pairs come first
+        own_ids = {id(k) for k, _ in own}
+        for key_node, value_node in own:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _NULL_TAG:
                 problems.add(key_node, path, f"keys must be strings, got {_describe(key_node)}")
                 continue
@@ -99,6 +102,9 @@ class View:
                 problems.add(key_node, self.sub(key), f"duplicate key (first at line {first})")
                 continue
             self._items[key] = (key_node, value_node)
+        for key_node, value_node in node.value:  # merged keys, unless the mapping sets its own
+            if id(key_node) not in own_ids and isinstance(key_node, yaml.ScalarNode):
+                self._items.setdefault(str(key_node.value), (key_node, value_node))
 
     def sub(self, key: str | int) -> str:
         if isinstance(key, int):

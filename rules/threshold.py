@@ -30,7 +30,7 @@ def parse(view: View, base: RuleBase, ctx: ParseContext) -> ThresholdSpec | None
     if not view.has("count"):
         view.error("count", "required key is missing")
     window = view.duration_us("window", None, required=True)
-    if pattern is None and base.priority is None and not view.has("pattern"):
+    if not view.has("pattern") and not view.has("priority"):
         view.error("pattern", "a threshold needs a `pattern`, a `priority`, or both")
     return ThresholdSpec(base, pattern, count, window)
 

@@ -1,0 +1,81 @@
+"""The pair rule: deadlines on event time, stalled once, resolved late, bounded state."""
+
+from __future__ import annotations
+
+from monitor.model import EventKind
+from tests.helpers import S, T0, engine, entry, feed, kinds
+
+RULES = """
+rules:
+  - name: training
+    type: pair
+    start: 'START (?P<request_id>\\w+)'
+    end: ['DONE (?P<request_id>\\w+)', 'FAIL (?P<request_id>\\w+) (?P<why>\\w+)']
+    deadline: 1h
+    max_open: 3
+    forget_after: 2h
+"""
+
+
+def test_close_in_time_reports_duration() -> None:
+    ev = feed(engine(RULES), [entry("START a", 0), entry("DONE a", 90)])
+    assert kinds(ev) == [("pair_closed", "a")]
+    assert ev[0].labels["duration_seconds"] == "90.000"
+    assert ev[0].time_us == T0 + 90 * S
+
+
+def test_deadline_fires_at_its_own_time_between_entries() -> None:
+    eng = engine(RULES)
+    ev = feed(eng, [entry("START a", 0), entry("unrelated", 7200)])
+    assert kinds(ev) == [("stalled", "a")]
+    assert ev[0].time_us == T0 + 3600 * S  # not the time of the entry that revealed it
+
+
+def test_stalled_once_then_resolved_by_late_end() -> None:
+    eng = engine(RULES)
+    ev = feed(eng, [entry("START a", 0), entry("x", 3700), entry("x", 3800), entry("FAIL a oom", 4000)])
+    assert kinds(ev) == [("stalled", "a"), ("resolved", "a")]
+    assert ev[1].labels == {"why": "oom", "duration_seconds": "4000.000"}
+
+
+def test_tick_without_entries_fires() -> None:
+    eng = engine(RULES)
+    feed(eng, [entry("START a", 0)])
+    assert eng.tick(T0 + 3599 * S) == []
+    assert kinds(eng.tick(T0 + 3600 * S)) == [("stalled", "a")]
+    assert eng.tick(T0 + 3700 * S) == []
+
+
+def test_duplicate_deliveries_do_not_reopen_or_double_close() -> None:
+    eng = engine(RULES)
+    ev = feed(
+        eng,
+        [entry("START a", 0), entry("START a", 10), entry("DONE a", 20), entry("DONE a", 30), entry("START a", 40)],
+        now_s=10_000,
+    )
+    assert kinds(ev) == [("pair_closed", "a")]
+    c = eng.rules[0].counters()
+    assert (c["duplicate_start"], c["unmatched_end"], c["open"]) == (2, 1, 0)
+
+
+def test_open_pairs_are_bounded_and_evictions_counted() -> None:
+    eng = engine(RULES)
+    ev = feed(eng, [entry(f"START k{i}", i) for i in range(5)], now_s=4000)
+    c = eng.rules[0].counters()
+    assert (c["open"], c["evicted"]) == (3, 2)
+    assert sorted(k for _, k in kinds(ev)) == ["k2", "k3", "k4"]  # evicted ones never stall
+
+
+def test_stalled_pair_is_forgotten_after_forget_after() -> None:
+    eng = engine(RULES)
+    feed(eng, [entry("START a", 0)], now_s=2 * 3600 + 1)
+    c = eng.rules[0].counters()
+    assert (c["stalled"], c["expired"], c["open"], c["stalled_open"]) == (1, 1, 0, 0)
+    assert feed(eng, [entry("DONE a", 7300)]) == []
+
+
+def test_events_are_in_time_order_across_keys() -> None:
+    eng = engine(RULES)
+    ev = feed(eng, [entry("START b", 10), entry("START a", 20)], now_s=5000)
+    assert [e.key for e in ev] == ["b", "a"]
+    assert all(e.kind is EventKind.STALLED for e in ev)
