@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from handlers import exec as exec_, http, provider_status, replay_webhook
+from handlers import exec as exec_
+from handlers import http, provider_status, replay_webhook
 from handlers.base import HandlerSpec
 from monitor.yamlview import View
 
-Parser = Callable[[View, str], HandlerSpec | None]
+Parser = Callable[[View, str], HandlerSpec]
 
 REGISTRY: dict[str, Parser] = {
     "replay_webhook": replay_webhook.parse,

@@ -24,24 +24,25 @@ class HandlerCommon:
 
 
 class HandlerSpec(Protocol):
-    common: HandlerCommon
+    @property
+    def common(self) -> HandlerCommon: ...
 
 
 def parse_common(view: View, name: str) -> HandlerCommon:
     return HandlerCommon(
         name=name,
-        type=view.str("type", required=True),
+        type=view.text("type", required=True),
         timeout_us=view.duration_us("timeout", "10s"),
-        max_attempts=view.int("max_attempts", 5, minimum=1),
+        max_attempts=view.integer("max_attempts", 5, minimum=1),
         backoff_us=view.duration_us("backoff", "5s"),
-        rate_limit_per_minute=view.int("rate_limit", 30, minimum=1),
-        dry_run=view.bool("dry_run", False),
+        rate_limit_per_minute=view.integer("rate_limit", 30, minimum=1),
+        dry_run=view.flag("dry_run", False),
     )
 
 
 def parse_url(view: View, key: str, default: str | None = None) -> str:
     """An http(s) URL from config (never from log content)."""
-    url = view.str(key, default, required=default is None)
+    url = view.text(key, default, required=default is None)
     if url:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:

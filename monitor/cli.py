@@ -49,7 +49,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         types[spec.base.type] = types.get(spec.base.type, 0) + 1
     kinds = ", ".join(f"{n} {t}" for t, n in types.items())
     print(
-        f"{config.source}: OK: {len(config.rules)} rules ({kinds}), {len(config.handlers)} handlers, "
+        f"{config.source}: OK: {len(config.rules)} rules ({kinds}), "
+        f"{len(config.handlers)} handlers, "
         f"{len(config.alerting.alerts)} alerts, {len(config.health_checks)} health checks; "
         f"units: {', '.join(config.journal.units) or '-'}"
     )
@@ -90,10 +91,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aisha-monitor",
-        description="Watch aisha-api's journal: unknown webhook statuses, stalled trainings, alerts.",
+        description="Watch aisha-api's journal: unknown webhook statuses, stalled trainings.",
     )
     parser.add_argument("--version", action="version", version=f"aisha-monitor {__version__}")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check-config", help="validate a config; exit 2 listing every problem")
@@ -104,10 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("-c", "--config", help="config file (default: the embedded config.yaml)")
     where = replay.add_mutually_exclusive_group()
     where.add_argument("--journal-dir", metavar="DIR", help="read journal files in DIR")
-    where.add_argument("--journal-file", metavar="FILE", action="append", help="read FILE (repeatable)")
+    where.add_argument(
+        "--journal-file", metavar="FILE", action="append", help="read FILE (repeatable)"
+    )
     replay.add_argument("--since", metavar="T", help="start at T (RFC 3339, or -2h style)")
     replay.add_argument("--until", metavar="T", help="stop after T")
-    replay.add_argument("--now", metavar="T", help="evaluate pending deadlines at T (default: last entry)")
+    replay.add_argument(
+        "--now", metavar="T", help="evaluate pending deadlines at T (default: last entry)"
+    )
     replay.add_argument("--format", choices=["jsonl", "table"], default="jsonl")
     replay.set_defaults(func=cmd_replay)
     return parser

@@ -18,7 +18,7 @@ from monitor.statuses import DEFAULT_ALIASES, DEFAULT_CANONICAL, Statuses, fold
 from monitor.yamlview import ConfigError, Problem, Problems, View, load_root
 from rules.base import PRIORITIES, ParseContext, RuleBase, RuleSpec
 
-__all__ = ["Config", "ConfigError", "load_config", "load_config_text", "default_config_text"]
+__all__ = ["Config", "ConfigError", "default_config_text", "load_config", "load_config_text"]
 
 DEFAULT_STATE_DIR = "/var/lib/aisha-monitor"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -26,9 +26,13 @@ _ALERT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 START_MODES = ("resume", "tail", "head")
 
 
+DEFAULT_UNITS = ("aisha-api.service",)
+DEFAULT_LISTEN = "127.0.0.1:9817"
+
+
 @dataclass(frozen=True, slots=True)
 class JournalConfig:
-    units: tuple[str, ...] = ("aisha-api.service",)
+    units: tuple[str, ...] = DEFAULT_UNITS
     identifiers: tuple[str, ...] = ()
     directory: str | None = None
     files: tuple[str, ...] = ()
@@ -43,7 +47,7 @@ class StateConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
-    listen: str = "127.0.0.1:9817"
+    listen: str = DEFAULT_LISTEN
     token_file: str | None = None
 
 
@@ -115,7 +119,9 @@ def load_config_text(text: str, filename: str, env: dict[str, str] | None = None
     alerting = _alerting(root.map("alerting"), problems)
     handler_specs = _handlers(root, problems)
     rule_names = _rule_names(root)
-    rule_specs = _rules(root, ParseContext(frozenset(rule_names)), set(handler_specs), set(alerting.alerts))
+    rule_specs = _rules(
+        root, ParseContext(frozenset(rule_names)), set(handler_specs), set(alerting.alerts)
+    )
     config = Config(
         source=filename,
         journal=_journal(root.map("journal")),
@@ -136,7 +142,7 @@ def load_config_text(text: str, filename: str, env: dict[str, str] | None = None
 def _opt(view: View | None, key: str, default: str) -> str:
     if view is None:
         return default
-    value = view.str(key, default)
+    value = view.text(key, default)
     view.finish()
     return value
 
@@ -145,12 +151,12 @@ def _journal(view: View | None) -> JournalConfig:
     if view is None:
         return JournalConfig()
     cfg = JournalConfig(
-        units=view.str_list("units", JournalConfig.units),
+        units=view.str_list("units", DEFAULT_UNITS),
         identifiers=view.str_list("identifiers"),
         directory=view.opt_str("directory"),
         files=view.str_list("files"),
         start=view.choice("start", START_MODES, "resume"),
-        max_message_bytes=view.int("max_message_bytes", 64 * 1024, minimum=256),
+        max_message_bytes=view.integer("max_message_bytes", 64 * 1024, minimum=256),
     )
     if cfg.directory and cfg.files:
         view.error("files", "give `directory` or `files`, not both")
@@ -163,7 +169,7 @@ def _journal(view: View | None) -> JournalConfig:
 def _http(view: View | None) -> HttpConfig:
     if view is None:
         return HttpConfig()
-    listen = view.str("listen", HttpConfig.listen)
+    listen = view.text("listen", DEFAULT_LISTEN)
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         view.error("listen", f"expected HOST:PORT such as 127.0.0.1:9817, got {listen!r}")
@@ -179,10 +185,13 @@ def _statuses(view: View | None) -> Statuses:
     aliases = dict(DEFAULT_ALIASES) if not view.has("aliases") else {}
     aview = view.map("aliases")
     if aview is not None:
-        for raw in aview.keys():
-            target = fold(aview.str(raw))
+        for raw in aview.names():
+            target = fold(aview.text(raw))
             if target not in canonical:
-                aview.error(raw, f"alias target {target!r} is not a canonical status ({', '.join(canonical)})")
+                aview.error(
+                    raw,
+                    f"alias target {target!r} is not a canonical status ({', '.join(canonical)})",
+                )
             aliases[fold(raw)] = target
         aview.finish()
     view.finish()
@@ -195,21 +204,27 @@ def _rule_names(root: View) -> set[str]:
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
             if isinstance(item, yaml.MappingNode):
-                names.update(str(v.value) for k, v in item.value if k.value == "name" and isinstance(v, yaml.ScalarNode))
+                names.update(
+                    str(v.value)
+                    for k, v in item.value
+                    if k.value == "name" and isinstance(v, yaml.ScalarNode)
+                )
     return names
 
 
-def _rules(root: View, ctx: ParseContext, handler_names: set[str], alert_names: set[str]) -> tuple[RuleSpec, ...]:
+def _rules(
+    root: View, ctx: ParseContext, handler_names: set[str], alert_names: set[str]
+) -> tuple[RuleSpec, ...]:
     specs: list[RuleSpec] = []
     seen: set[str] = set()
     for view in root.views("rules"):
-        name = view.str("name", required=True)
+        name = view.text("name", required=True)
         if name and not _NAME.match(name):
             view.error("name", f"rule names are lower_snake_case, got {name!r}")
         elif name in seen:
             view.error("name", f"a rule named {name!r} already exists")
         seen.add(name)
-        rule_type = view.str("type", required=True)
+        rule_type = view.text("type", required=True)
         severity = view.choice("severity", tuple(Severity), "warning")
         base = RuleBase(
             name=name,
@@ -219,12 +234,14 @@ def _rules(root: View, ctx: ParseContext, handler_names: set[str], alert_names: 
             handler=_ref(view, "handler", handler_names, "handlers"),
             metric=_metric(view),
             priority=_priority(view),
-            description=view.str("description"),
+            description=view.text("description"),
         )
         parser = rules.REGISTRY.get(rule_type)
         if parser is None:
             if rule_type:
-                view.error("type", f"unknown rule type {rule_type!r} (known: {', '.join(rules.REGISTRY)})")
+                view.error(
+                    "type", f"unknown rule type {rule_type!r} (known: {', '.join(rules.REGISTRY)})"
+                )
             continue
         spec = parser(view, base, ctx)
         view.finish()
@@ -236,7 +253,11 @@ def _rules(root: View, ctx: ParseContext, handler_names: set[str], alert_names: 
 def _ref(view: View, key: str, known: set[str], where: str) -> str | None:
     value = view.opt_str(key)
     if value is not None and value not in known:
-        view.error(key, f"no {where} entry named {value!r}" + (f" (defined: {', '.join(sorted(known))})" if known else ""))
+        view.error(
+            key,
+            f"no {where} entry named {value!r}"
+            + (f" (defined: {', '.join(sorted(known))})" if known else ""),
+        )
     return value
 
 
@@ -252,7 +273,7 @@ def _priority(view: View) -> int | None:
     if node is None:
         view.opt_str("priority")
         return None
-    text = view.str("priority")
+    text = view.text("priority")
     value = PRIORITIES.get(text.lower(), int(text) if text.isdigit() else None)
     if value is None or not 0 <= value <= 7:
         view.error("priority", f"expected a syslog priority (emerg … debug, or 0-7), got {text!r}")
@@ -265,11 +286,15 @@ def _handlers(root: View, problems: Problems) -> dict[str, HandlerSpec]:
     for name, view in root.named_views("handlers"):
         if not _NAME.match(name):
             view.error("type", f"handler names are lower_snake_case, got {name!r}")
-        handler_type = view.str("type", required=True)
+        handler_type = view.text("type", required=True)
         parser = handlers.REGISTRY.get(handler_type)
         if parser is None:
             if handler_type:
-                view.error("type", f"unknown handler type {handler_type!r} (known: {', '.join(handlers.REGISTRY)})")
+                view.error(
+                    "type",
+                    f"unknown handler type {handler_type!r} "
+                    f"(known: {', '.join(handlers.REGISTRY)})",
+                )
             continue
         specs[name] = parser(view, name)
         view.finish()
@@ -286,17 +311,17 @@ def _alerting(view: View | None, problems: Problems) -> AlertingConfig:
             aview.error("summary", f"alert names are letters, digits and _, got {name!r}")
         alerts[name] = AlertSpec(
             name=name,
-            summary=aview.str("summary", required=True),
-            description=aview.str("description"),
-            runbook_url=aview.str("runbook_url"),
+            summary=aview.text("summary", required=True),
+            description=aview.text("description"),
+            runbook_url=aview.text("runbook_url"),
             labels=aview.str_map("labels"),
         )
         aview.finish()
     cfg = AlertingConfig(
         alertmanager_urls=urls,
         resend_interval_us=view.duration_us("resend_interval", "1m"),
-        service=view.str("service", "aisha-api"),
-        instance=view.str("instance", socket.gethostname()),
+        service=view.text("service", "aisha-api"),
+        instance=view.text("instance", socket.gethostname()),
         alerts=alerts,
     )
     view.finish()
@@ -308,13 +333,13 @@ def _health_checks(root: View, alert_names: set[str]) -> tuple[HealthCheckSpec, 
     for view in root.views("health_checks"):
         check_type = view.choice("type", ("http", "systemd_unit"), "http")
         spec = HealthCheckSpec(
-            name=view.str("name", required=True),
+            name=view.text("name", required=True),
             type=check_type,
             interval_us=view.duration_us("interval", "30s"),
             timeout_us=view.duration_us("timeout", "5s"),
             url=handlers.base.parse_url(view, "url") if check_type == "http" else "",
-            expect_status=view.int("expect_status", 200, minimum=100),
-            unit=view.str("unit", required=check_type == "systemd_unit"),
+            expect_status=view.integer("expect_status", 200, minimum=100),
+            unit=view.text("unit", required=check_type == "systemd_unit"),
             alert=_ref(view, "alert", alert_names, "alerting.alerts"),
         )
         view.finish()
@@ -327,7 +352,10 @@ def _cross_check(root: View, config: Config) -> None:
     rule_names = {r.base.name for r in config.rules}
     hview = root.map("handlers")
     for name, spec in config.handlers.items():
-        for attr, known, what in (("payload_rule", rule_names, "rule"), ("replay_handler", set(config.handlers), "handler")):
+        for attr, known, what in (
+            ("payload_rule", rule_names, "rule"),
+            ("replay_handler", set(config.handlers), "handler"),
+        ):
             ref = getattr(spec, attr, None)
             if ref is not None and ref not in known and hview is not None:
                 sub = hview.map(name)

@@ -18,7 +18,9 @@ class RecentMatches:
 
     def __init__(self, limit: int = _RECALL_LIMIT) -> None:
         self._limit = limit
-        self._slots: OrderedDict[tuple[str, str, int], tuple[int, Mapping[str, str]]] = OrderedDict()
+        self._slots: OrderedDict[tuple[str, str, int], tuple[int, Mapping[str, str]]] = (
+            OrderedDict()
+        )
 
     def remember(self, rule: str, entry: Entry, groups: Mapping[str, str]) -> None:
         slot = (rule, entry.hostname, entry.pid)

@@ -4,8 +4,8 @@ nested quantifiers that can backtrack catastrophically on hostile input."""
 from __future__ import annotations
 
 import re
-import re._constants as sre_c
-import re._parser as sre_parse
+import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for the private modules
+import re._parser as sre_parse  # type: ignore[import-not-found]
 from typing import Any
 
 _UNBOUNDED = sre_c.MAXREPEAT
@@ -55,14 +55,15 @@ def _has_unbounded_repeat(items: list[tuple[Any, Any]]) -> bool:
         if op is sre_c.POSSESSIVE_REPEAT or op is sre_c.ATOMIC_GROUP:
             continue  # gives back nothing, so it cannot backtrack into the outer repeat
         if op in _REPEATS:
-            if av[1] == _UNBOUNDED or _has_unbounded_repeat(_items(av[2])):
-                return True
+            inner = av[1] == _UNBOUNDED or _has_unbounded_repeat(_items(av[2]))
         elif op is sre_c.SUBPATTERN:
-            if _has_unbounded_repeat(_items(av[3])):
-                return True
+            inner = _has_unbounded_repeat(_items(av[3]))
         elif op is sre_c.BRANCH:
-            if any(_has_unbounded_repeat(_items(b)) for b in av[1]):
-                return True
+            inner = any(_has_unbounded_repeat(_items(b)) for b in av[1])
+        else:
+            inner = False
+        if inner:
+            return True
     return False
 
 
@@ -78,7 +79,11 @@ def catastrophic_parts(pattern: str) -> list[str]:
         for op, av in items:
             if op in _REPEATS:
                 body = _items(av[2])
-                if av[1] == _UNBOUNDED and op is not sre_c.POSSESSIVE_REPEAT and _has_unbounded_repeat(body):
+                if (
+                    av[1] == _UNBOUNDED
+                    and op is not sre_c.POSSESSIVE_REPEAT
+                    and _has_unbounded_repeat(body)
+                ):
                     found.append("an unbounded quantifier applied to a group that has one inside")
                 walk(body)
             elif op is sre_c.SUBPATTERN:
@@ -91,7 +96,9 @@ def catastrophic_parts(pattern: str) -> list[str]:
     return found
 
 
-def check_pattern(pattern: str, required_groups: tuple[str, ...] = ()) -> tuple[re.Pattern[str] | None, list[str]]:
+def check_pattern(
+    pattern: str, required_groups: tuple[str, ...] = ()
+) -> tuple[re.Pattern[str] | None, list[str]]:
     """Compile `pattern`; return it with the list of problems (an empty list when it is fine)."""
     try:
         compiled = re.compile(pattern)
@@ -103,6 +110,8 @@ def check_pattern(pattern: str, required_groups: tuple[str, ...] = ()) -> tuple[
         for part in catastrophic_parts(pattern)
     ]
     problems += [
-        f"the pattern needs a named group (?P<{g}>...)" for g in required_groups if g not in compiled.groupindex
+        f"the pattern needs a named group (?P<{g}>...)"
+        for g in required_groups
+        if g not in compiled.groupindex
     ]
     return compiled, problems

@@ -59,7 +59,9 @@ def open_source(config: Config, opts: ReplayOptions, fields: Fields) -> JournalS
     )
 
 
-def run_replay(config: Config, opts: ReplayOptions, out: TextIO, progress: TextIO | None = None) -> ReplayResult:
+def run_replay(
+    config: Config, opts: ReplayOptions, out: TextIO, progress: TextIO | None = None
+) -> ReplayResult:
     engine = Engine(build_rules(config), max_message_chars=config.journal.max_message_bytes)
     source = open_source(config, opts, fields_for(config, engine))
     write = _writer(opts.output_format, out)
@@ -96,7 +98,12 @@ def run_replay(config: Config, opts: ReplayOptions, out: TextIO, progress: TextI
         if bar is not None:
             bar.done()
     return ReplayResult(
-        engine.entries, n_events, time.monotonic() - started, engine, source.read_errors, source.truncated
+        engine.entries,
+        n_events,
+        time.monotonic() - started,
+        engine,
+        source.read_errors,
+        source.truncated,
     )
 
 
@@ -107,7 +114,10 @@ def _writer(fmt: str, out: TextIO) -> Callable[[Event], None]:
         def table(e: Event) -> None:
             key = e.key if e.key is not None else "-"
             first_line = e.message.splitlines()[0] if e.message else ""
-            out.write(f"{format_time(e.time):<27} {e.severity:<8} {e.kind:<13} {e.rule:<20} {key:<24} {first_line}\n")
+            out.write(
+                f"{format_time(e.time):<27} {e.severity:<8} {e.kind:<13} {e.rule:<20} "
+                f"{key:<24} {first_line}\n"
+            )
 
         return table
 

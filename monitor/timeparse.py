@@ -21,7 +21,9 @@ def parse_time_us(text: str, now_us: int) -> int:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"expected an RFC 3339 time like 2026-11-27T10:15:00Z, got {text!r}") from None
+        raise ValueError(
+            f"expected an RFC 3339 time like 2026-11-27T10:15:00Z, got {text!r}"
+        ) from None
     if when.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset: add Z or +03:00")
     return datetime_to_us(when)

@@ -114,7 +114,7 @@ class View:
     def has(self, key: str) -> bool:
         return key in self._items
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         return list(self._items)
 
     def node_of(self, key: str) -> yaml.Node | None:
@@ -150,7 +150,7 @@ class View:
             return None
         return expand_env(str(node.value), node, path, self.problems)
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str:
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str:
         node = self._get(key, required)
         if node is None:
             return default if default is not None else ""
@@ -162,13 +162,13 @@ class View:
         return None if node is None else self.scalar_str(node, self.sub(key))
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.str(key, default)
+        value = self.text(key, default)
         if value not in choices:
             self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
             return default
         return value
 
-    def int(self, key: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, key: str, default: int, *, minimum: int | None = None) -> int:
         node = self._get(key, False)
         if node is None:
             return default
@@ -180,7 +180,7 @@ class View:
             self.error(key, f"must be at least {minimum}, got {value}")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         node = self._get(key, False)
         if node is None:
             return default
@@ -226,7 +226,9 @@ class View:
         for i, item in enumerate(node.value):
             yield f"{self.sub(key)}[{i}]", item
 
-    def str_list(self, key: str, default: tuple[str, ...] = (), *, required: bool = False) -> tuple[str, ...]:
+    def str_list(
+        self, key: str, default: tuple[str, ...] = (), *, required: bool = False
+    ) -> tuple[str, ...]:
         if not self.has(key) or self.node_of(key).tag == _NULL_TAG:  # type: ignore[union-attr]
             self._get(key, required)
             return default
@@ -241,7 +243,7 @@ class View:
         view = self.map(key)
         if view is None:
             return {}
-        out = {k: view.str(k) for k in view.keys()}
+        out = {k: view.text(k) for k in view.names()}
         view.finish()
         return out
 
@@ -257,17 +259,22 @@ class View:
         outer = self.map(key)
         if outer is None:
             return
-        for name in outer.keys():
+        for name in outer.names():
             outer._used.add(name)
             node = outer.node_of(name)
             if not isinstance(node, yaml.MappingNode):
-                self.problems.add(node, outer.sub(name), f"expected a mapping, got {_describe(node) if node else 'nothing'}")
+                self.problems.add(
+                    node,
+                    outer.sub(name),
+                    f"expected a mapping, got {_describe(node) if node else 'nothing'}",
+                )
                 continue
             yield name, View(node, outer.sub(name), self.problems)
 
 
 def expand_env(text: str, node: yaml.Node, path: str, problems: Problems) -> str:
-    """`${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. An unset VAR with no default is a problem."""
+    """`${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. An unset VAR without a default is
+    a problem."""
 
     def repl(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
@@ -277,7 +284,11 @@ def expand_env(text: str, node: yaml.Node, path: str, problems: Problems) -> str
         if value is None or (value == "" and default is not None):
             if default is not None:
                 return default
-            problems.add(node, path, f"environment variable {name} is not set (write ${{{name}:-default}} to give one)")
+            problems.add(
+                node,
+                path,
+                f"environment variable {name} is not set (write ${{{name}:-default}} to give one)",
+            )
             return ""
         return value
 
@@ -291,7 +302,9 @@ def load_root(text: str, problems: Problems) -> View | None:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problems.items.append(Problem(problems.file, line, col, "", f"YAML syntax: {e.problem or e}"))
+        problems.items.append(
+            Problem(problems.file, line, col, "", f"YAML syntax: {e.problem or e}")
+        )
         return None
     except (yaml.YAMLError, ConstructorError) as e:
         problems.items.append(Problem(problems.file, 1, 1, "", f"YAML: {e}"))
@@ -303,4 +316,3 @@ def load_root(text: str, problems: Problems) -> View | None:
         problems.add(node, "", f"the top level must be a mapping, got {_describe(node)}")
         return None
     return View(node, "", problems)
-

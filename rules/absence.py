@@ -6,7 +6,17 @@ from dataclasses import dataclass
 
 from monitor.model import Entry, Event, EventKind, format_time, us_to_datetime
 from monitor.yamlview import View
-from rules.base import BuildContext, ParseContext, Pattern, Recall, RuleBase, event, human_duration, parse_pattern, parse_prefilter
+from rules.base import (
+    BuildContext,
+    ParseContext,
+    Pattern,
+    Recall,
+    RuleBase,
+    event,
+    human_duration,
+    parse_pattern,
+    parse_prefilter,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +62,16 @@ class AbsenceRule:
             return []
         self.absent = False
         self._counts["resolved"] += 1
-        return [event(self.base, EventKind.RESOLVED, entry.realtime_us, None, {}, "matching lines are back")]
+        return [
+            event(
+                self.base,
+                EventKind.RESOLVED,
+                entry.realtime_us,
+                None,
+                {},
+                "matching lines are back",
+            )
+        ]
 
     def tick(self, now_us: int) -> list[Event]:
         if self.last_us is None:

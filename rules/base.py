@@ -71,7 +71,9 @@ class Recall(Protocol):
 
 
 class Rule(Protocol):
-    base: RuleBase
+    @property
+    def base(self) -> RuleBase: ...
+
     prefilter: tuple[str, ...]  # the engine calls observe only if one of these is in the message
     timed: bool  # has deadlines: the engine asks next_deadline() after each observe
 
@@ -85,19 +87,25 @@ class Rule(Protocol):
 
 
 class RuleSpec(Protocol):
-    base: RuleBase
+    @property
+    def base(self) -> RuleBase: ...
 
     def build(self, ctx: BuildContext) -> Rule: ...
 
 
 def parse_pattern(
-    view: View, key: str, groups: tuple[str, ...] = (), *, required: bool = True, prefilter: tuple[str, ...] | None = None
+    view: View,
+    key: str,
+    groups: tuple[str, ...] = (),
+    *,
+    required: bool = True,
+    prefilter: tuple[str, ...] | None = None,
 ) -> Pattern | None:
     """One regex at `key`; problems are reported at its line."""
     if not view.has(key):
-        view.str(key, required=required)
+        view.text(key, required=required)
         return None
-    text = view.str(key)
+    text = view.text(key)
     return _compile(view, key, text, groups, prefilter)
 
 
@@ -116,7 +124,9 @@ def parse_patterns(view: View, key: str, groups: tuple[str, ...]) -> tuple[Patte
     return tuple(out)
 
 
-def _compile(view: View, key: str, text: str, groups: tuple[str, ...], prefilter: tuple[str, ...] | None) -> Pattern | None:
+def _compile(
+    view: View, key: str, text: str, groups: tuple[str, ...], prefilter: tuple[str, ...] | None
+) -> Pattern | None:
     compiled, problems = check_pattern(text, groups)
     for p in problems:
         view.error(key, p)
@@ -131,7 +141,7 @@ def _literals(text: str) -> tuple[str, ...]:
 
 
 def parse_prefilter(view: View) -> tuple[str, ...] | None:
-    """`prefilter:` declares the literals (any of them) a line must contain before the regex runs."""
+    """`prefilter:` declares literals (any of them) a line must contain before the regex runs."""
     if not view.has("prefilter"):
         return None
     lits = view.str_list("prefilter")
@@ -150,12 +160,19 @@ def union_prefilter(patterns: tuple[Pattern, ...]) -> tuple[str, ...]:
 def labels_of(match: re.Match[str], skip: tuple[str, ...] = ()) -> dict[str, str]:
     """Named groups that matched, bounded in length (log content comes from outside)."""
     return {
-        k: v[:MAX_LABEL_CHARS] for k, v in match.groupdict().items() if v is not None and k not in skip
+        k: v[:MAX_LABEL_CHARS]
+        for k, v in match.groupdict().items()
+        if v is not None and k not in skip
     }
 
 
 def event(
-    base: RuleBase, kind: EventKind, time_us: int, key: str | None, labels: dict[str, str], message: str
+    base: RuleBase,
+    kind: EventKind,
+    time_us: int,
+    key: str | None,
+    labels: dict[str, str],
+    message: str,
 ) -> Event:
     return Event(time_us, base.name, kind, base.severity, key, labels, message)
 

@@ -46,13 +46,13 @@ def parse(view: View, base: RuleBase, ctx: ParseContext) -> MatchSpec | None:
     allow_view = view.map("allow")
     allow: dict[str, frozenset[str]] = {}
     if allow_view is not None:
-        for name in allow_view.keys():
+        for name in allow_view.names():
             allow[name] = frozenset(allow_view.str_list(name))
             if name not in labels:
                 allow_view.error(name, f"{name!r} is not one of this rule's labels")
         allow_view.finish()
-    max_values = view.int("max_label_values", 20, minimum=1)
-    emit = view.bool("emit", False)
+    max_values = view.integer("max_label_values", 20, minimum=1)
+    emit = view.flag("emit", False)
     key = view.opt_str("key")
     if pattern is None:
         return None
@@ -94,7 +94,9 @@ class MatchRule:
             return []
         key = m.group(self.spec.key) if self.spec.key else None
         labels = labels_of(m, (self.spec.key,) if self.spec.key else ())
-        return [event(self.base, EventKind.MATCH, entry.realtime_us, key, labels, entry.message[:500])]
+        return [
+            event(self.base, EventKind.MATCH, entry.realtime_us, key, labels, entry.message[:500])
+        ]
 
     def _fold(self, label: str, value: str | None) -> str:
         value = value or ""

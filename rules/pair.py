@@ -41,11 +41,11 @@ class PairSpec:
 
 
 def parse(view: View, base: RuleBase, ctx: ParseContext) -> PairSpec | None:
-    key = view.str("key", "request_id")
+    key = view.text("key", "request_id")
     start = parse_patterns(view, "start", (key,))
     end = parse_patterns(view, "end", (key,))
     deadline = view.duration_us("deadline", None, required=True)
-    max_open = view.int("max_open", 100_000, minimum=1)
+    max_open = view.integer("max_open", 100_000, minimum=1)
     forget = view.duration_us("forget_after", "24h")
     if forget < deadline:
         view.error("forget_after", "must not be shorter than the deadline")
@@ -81,7 +81,17 @@ class PairRule:
         self._heap: list[tuple[int, str]] = []
         self.stalled_open = 0
         self._counts = dict.fromkeys(
-            ("opened", "closed", "stalled", "resolved", "evicted", "expired", "duplicate_start", "unmatched_end"), 0
+            (
+                "opened",
+                "closed",
+                "stalled",
+                "resolved",
+                "evicted",
+                "expired",
+                "duplicate_start",
+                "unmatched_end",
+            ),
+            0,
         )
 
     def observe(self, entry: Entry, recall: Recall) -> list[Event]:
@@ -89,11 +99,15 @@ class PairRule:
         for pattern in self.spec.end:
             m = pattern.search(message)
             if m is not None:
-                return self._end(m.group(self.spec.key), entry.realtime_us, labels_of(m, (self.spec.key,)))
+                return self._end(
+                    m.group(self.spec.key), entry.realtime_us, labels_of(m, (self.spec.key,))
+                )
         for pattern in self.spec.start:
             m = pattern.search(message)
             if m is not None:
-                self._start(m.group(self.spec.key), entry.realtime_us, labels_of(m, (self.spec.key,)))
+                self._start(
+                    m.group(self.spec.key), entry.realtime_us, labels_of(m, (self.spec.key,))
+                )
                 return []
         return []
 
@@ -122,7 +136,8 @@ class PairRule:
         if pair.stalled:
             self.stalled_open -= 1
             self._counts["resolved"] += 1
-            msg = f"{key}: ended {human_duration(duration)} after its start, past the {human_duration(self.spec.deadline_us)} deadline"
+            took, deadline = human_duration(duration), human_duration(self.spec.deadline_us)
+            msg = f"{key}: ended {took} after its start, past the {deadline} deadline"
             return [event(self.base, EventKind.RESOLVED, t, key, labels, msg)]
         self._counts["closed"] += 1
         msg = f"{key}: ended {human_duration(duration)} after its start"
@@ -152,8 +167,11 @@ class PairRule:
                 self._counts["stalled"] += 1
                 heapq.heappush(heap, (pair.start_us + self.spec.forget_after_us, key))
                 start = format_time(us_to_datetime(pair.start_us))
-                msg = f"{key}: no end within {human_duration(self.spec.deadline_us)} of its start at {start}"
-                events.append(event(self.base, EventKind.STALLED, when, key, dict(pair.labels), msg))
+                deadline = human_duration(self.spec.deadline_us)
+                msg = f"{key}: no end within {deadline} of its start at {start}"
+                events.append(
+                    event(self.base, EventKind.STALLED, when, key, dict(pair.labels), msg)
+                )
             elif pair.stalled and when == pair.start_us + self.spec.forget_after_us:
                 del self.open[key]
                 self.stalled_open -= 1

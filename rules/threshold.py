@@ -7,7 +7,17 @@ from dataclasses import dataclass
 
 from monitor.model import Entry, Event, EventKind
 from monitor.yamlview import View
-from rules.base import BuildContext, ParseContext, Pattern, Recall, RuleBase, event, human_duration, parse_pattern, parse_prefilter
+from rules.base import (
+    BuildContext,
+    ParseContext,
+    Pattern,
+    Recall,
+    RuleBase,
+    event,
+    human_duration,
+    parse_pattern,
+    parse_prefilter,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +36,7 @@ class ThresholdSpec:
 
 def parse(view: View, base: RuleBase, ctx: ParseContext) -> ThresholdSpec | None:
     pattern = parse_pattern(view, "pattern", required=False, prefilter=parse_prefilter(view))
-    count = view.int("count", 0, minimum=0)
+    count = view.integer("count", 0, minimum=0)
     if not view.has("count"):
         view.error("count", "required key is missing")
     window = view.duration_us("window", None, required=True)
@@ -57,13 +67,26 @@ class ThresholdRule:
         self._counts["matches"] += 1
         t = entry.realtime_us
         self._times.append(t)
-        if self.firing or len(self._times) <= self.spec.count or self._times[0] <= t - self.spec.window_us:
+        if (
+            self.firing
+            or len(self._times) <= self.spec.count
+            or self._times[0] <= t - self.spec.window_us
+        ):
             return []
         self.firing = True
         self._counts["fired"] += 1
         n, w = self.spec.count, human_duration(self.spec.window_us)
         labels = {"count": str(n), "window": w}
-        return [event(self.base, EventKind.THRESHOLD, t, None, labels, f"more than {n} matching lines within {w}")]
+        return [
+            event(
+                self.base,
+                EventKind.THRESHOLD,
+                t,
+                None,
+                labels,
+                f"more than {n} matching lines within {w}",
+            )
+        ]
 
     def tick(self, now_us: int) -> list[Event]:
         times, window = self._times, self.spec.window_us
@@ -73,7 +96,8 @@ class ThresholdRule:
             if self.firing and len(times) <= self.spec.count:
                 self.firing = False
                 self._counts["resolved"] += 1
-                msg = f"back to {self.spec.count} or fewer matching lines within {human_duration(window)}"
+                n, w = self.spec.count, human_duration(window)
+                msg = f"back to {n} or fewer matching lines within {w}"
                 events.append(event(self.base, EventKind.RESOLVED, expired + window, None, {}, msg))
         return events
 
@@ -82,4 +106,3 @@ class ThresholdRule:
 
     def counters(self) -> dict[str, int]:
         return dict(self._counts)
-

@@ -49,12 +49,12 @@ class UnknownValueSpec:
 
 def parse(view: View, base: RuleBase, ctx: ParseContext) -> UnknownValueSpec | None:
     pattern = parse_pattern(view, "pattern", ("value",), prefilter=parse_prefilter(view))
-    key = view.str("key", "request_id")
-    max_values = view.int("max_label_values", 50, minimum=1)
+    key = view.text("key", "request_id")
+    max_values = view.integer("max_label_values", 50, minimum=1)
     context = None
     cview = view.map("context")
     if cview is not None:
-        rule = cview.str("rule", required=True)
+        rule = cview.text("rule", required=True)
         if rule and rule not in ctx.rule_names:
             cview.error("rule", f"no rule named {rule!r}")
         elif rule == base.name:

@@ -12,7 +12,7 @@ import pytest
 from monitor.config import load_config
 from monitor.engine import Engine, build_rules
 from monitor.model import Entry
-from tests.helpers import S, T0
+from tests.helpers import T0, S
 
 CASES = sorted(p for p in Path(__file__).parent.iterdir() if (p / "input.jsonl").exists())
 
@@ -33,7 +33,10 @@ def run_case(case: Path) -> list[str]:
             continue  # the journal source's unit match would not return it
         due, produced = engine.observe(e)
         out += [json.dumps(ev.to_json(), ensure_ascii=False) for ev in due + produced]
-    out += [json.dumps(ev.to_json(), ensure_ascii=False) for ev in engine.tick(engine.now_us + 24 * 3600 * S)]
+    out += [
+        json.dumps(ev.to_json(), ensure_ascii=False)
+        for ev in engine.tick(engine.now_us + 24 * 3600 * S)
+    ]
     return out
 
 

@@ -29,8 +29,15 @@ def test_shipped_config_is_embedded_and_valid() -> None:
     assert isinstance(stalled, PairSpec) and stalled.deadline_us == 3600 * 1_000_000
     assert cfg.journal.units == ("aisha-api.service",)
     assert cfg.http.listen == "127.0.0.1:9817"
-    for alias, want in {"ok": "completed", "success": "completed", "succeeded": "completed",
-                        "error": "failed", "in_queue": "queued", "running": "in_progress"}.items():  # fmt: skip
+    aliases = {
+        "ok": "completed",
+        "success": "completed",
+        "succeeded": "completed",
+        "error": "failed",
+        "in_queue": "queued",
+        "running": "in_progress",
+    }
+    for alias, want in aliases.items():
         assert cfg.statuses.normalize(alias) == want
 
 
@@ -59,12 +66,15 @@ rules:
     priority: loud
 """
     got = problems(text)
-    assert got[0] == "c.yaml:2:3: journal.untis: unknown key (known keys: directory, files, identifiers, max_message_bytes, start, units)"
+    known = "directory, files, identifiers, max_message_bytes, start, units"
+    assert got[0] == f"c.yaml:2:3: journal.untis: unknown key (known keys: {known})"
     assert got[1].startswith("c.yaml:6:12: rules[0].start: invalid regular expression")
-    assert got[2] == 'c.yaml:8:15: rules[0].deadline: expected a duration like "30s", "15m" or "2h", got \'soon\''
+    duration = 'expected a duration like "30s", "15m" or "2h"'
+    assert got[2] == f"c.yaml:8:15: rules[0].deadline: {duration}, got 'soon'"
     assert got[3] == "c.yaml:9:14: rules[0].handler: no handlers entry named 'missing'"
     assert got[4] == "c.yaml:12:12: rules[1].count: expected an integer, got 'many'"
-    assert got[5] == "c.yaml:14:15: rules[1].priority: expected a syslog priority (emerg … debug, or 0-7), got 'loud'"
+    priority = "expected a syslog priority (emerg … debug, or 0-7)"
+    assert got[5] == f"c.yaml:14:15: rules[1].priority: {priority}, got 'loud'"
     assert len(got) == 6
 
 
@@ -75,18 +85,51 @@ rules:
         ("- a\n", "c.yaml:1:1: the top level must be a mapping, got a list"),
         ("rules: [\n", "c.yaml:2:1: YAML syntax"),
         ("http: {listen: 9817}\n", "c.yaml:1:16: http.listen: expected HOST:PORT"),
-        ("journal: {units: a}\njournal: {}\n", "c.yaml:2:1: journal: duplicate key (first at line 1)"),
-        ("rules: [{name: x, type: match, pattern: '(a+)+b'}]\n", "rules[0].pattern: an unbounded quantifier"),
-        ("rules: [{name: X, type: match, pattern: a}]\n", "rules[0].name: rule names are lower_snake_case"),
-        ("rules: [{name: x, type: nope}]\n", "unknown rule type 'nope' (known: match, unknown_value, pair"),
-        ("rules: [{name: x, type: unknown_value, pattern: 'a'}]\n", "needs a named group (?P<value>...)"),
-        ("rules: [{name: x, type: match, pattern: a, labels: [g]}]\n", "label 'g' is not a named group"),
-        ("statuses: {aliases: {ok: finished}}\n", "alias target 'finished' is not a canonical status"),
-        ("rules: [{name: x, type: match, pattern: '${NOPE}'}]\n", "environment variable NOPE is not set"),
-        ("rules: [{name: x, type: match, pattern: a, alert: Nope}]\n", "no alerting.alerts entry named 'Nope'"),
+        (
+            "journal: {units: a}\njournal: {}\n",
+            "c.yaml:2:1: journal: duplicate key (first at line 1)",
+        ),
+        (
+            "rules: [{name: x, type: match, pattern: '(a+)+b'}]\n",
+            "rules[0].pattern: an unbounded quantifier",
+        ),
+        (
+            "rules: [{name: X, type: match, pattern: a}]\n",
+            "rules[0].name: rule names are lower_snake_case",
+        ),
+        (
+            "rules: [{name: x, type: nope}]\n",
+            "unknown rule type 'nope' (known: match, unknown_value, pair",
+        ),
+        (
+            "rules: [{name: x, type: unknown_value, pattern: 'a'}]\n",
+            "needs a named group (?P<value>...)",
+        ),
+        (
+            "rules: [{name: x, type: match, pattern: a, labels: [g]}]\n",
+            "label 'g' is not a named group",
+        ),
+        (
+            "statuses: {aliases: {ok: finished}}\n",
+            "alias target 'finished' is not a canonical status",
+        ),
+        (
+            "rules: [{name: x, type: match, pattern: '${NOPE}'}]\n",
+            "environment variable NOPE is not set",
+        ),
+        (
+            "rules: [{name: x, type: match, pattern: a, alert: Nope}]\n",
+            "no alerting.alerts entry named 'Nope'",
+        ),
         ("handlers: {h: {type: exec, argv: [sh, -c, x]}}\n", "first item is an absolute path"),
-        ("handlers: {h: {type: http, url: 'file:///etc/passwd'}}\n", "expected an http:// or https:// URL"),
-        ("handlers: {h: {type: replay_webhook, url: 'http://a', payload_rule: r}}\n", "no rule named 'r'"),
+        (
+            "handlers: {h: {type: http, url: 'file:///etc/passwd'}}\n",
+            "expected an http:// or https:// URL",
+        ),
+        (
+            "handlers: {h: {type: replay_webhook, url: 'http://a', payload_rule: r}}\n",
+            "no rule named 'r'",
+        ),
     ],
 )
 def test_planted_faults(text: str, expected: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import S, T0, engine, entry, feed, kinds
+from tests.helpers import T0, S, engine, entry, feed, kinds
 
 RULES = """
 rules:
@@ -20,7 +20,15 @@ rules:
 
 def test_absence_fires_once_at_window_end_and_resolves() -> None:
     eng = engine(RULES)
-    ev = feed(eng, [entry("heartbeat", 0), entry("noise", 1000), entry("noise", 2000), entry("heartbeat", 2100)])
+    ev = feed(
+        eng,
+        [
+            entry("heartbeat", 0),
+            entry("noise", 1000),
+            entry("noise", 2000),
+            entry("heartbeat", 2100),
+        ],
+    )
     assert kinds(ev) == [("absence", None), ("resolved", None)]
     assert ev[0].time_us == T0 + 600 * S
     assert ev[1].time_us == T0 + 2100 * S
@@ -35,7 +43,12 @@ def test_absence_window_counts_from_first_entry_seen() -> None:
 
 def test_threshold_counts_only_selected_priority_in_sliding_window() -> None:
     eng = engine(RULES)
-    lines = [entry("e", 0, priority=3), entry("w", 1, priority=4), entry("e", 30, priority=3), entry("e", 61, priority=2)]
+    lines = [
+        entry("e", 0, priority=3),
+        entry("w", 1, priority=4),
+        entry("e", 30, priority=3),
+        entry("e", 61, priority=2),
+    ]
     assert feed(eng, lines) == []  # 0 has slid out when 61 arrives: 2 in the window
     ev = feed(eng, [entry("e", 62, priority=3)])
     assert kinds(ev) == [("threshold", None)]

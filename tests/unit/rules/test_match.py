@@ -23,7 +23,12 @@ rules:
 
 def test_counts_by_labels_with_allow_list_and_cap() -> None:
     eng = engine(RULES)
-    lines = ["status 'a' type portrait", "status 'b' type style", "status 'c' type evil", "status 'a' type portrait"]
+    lines = [
+        "status 'a' type portrait",
+        "status 'b' type style",
+        "status 'c' type evil",
+        "status 'a' type portrait",
+    ]
     assert feed(eng, [entry(m) for m in lines]) == []  # counting emits no events
     rule = eng.rules[0]
     assert isinstance(rule, MatchRule)

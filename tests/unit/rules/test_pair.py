@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.model import EventKind
-from tests.helpers import S, T0, engine, entry, feed, kinds
+from tests.helpers import T0, S, engine, entry, feed, kinds
 
 RULES = """
 rules:
@@ -33,7 +33,9 @@ def test_deadline_fires_at_its_own_time_between_entries() -> None:
 
 def test_stalled_once_then_resolved_by_late_end() -> None:
     eng = engine(RULES)
-    ev = feed(eng, [entry("START a", 0), entry("x", 3700), entry("x", 3800), entry("FAIL a oom", 4000)])
+    ev = feed(
+        eng, [entry("START a", 0), entry("x", 3700), entry("x", 3800), entry("FAIL a oom", 4000)]
+    )
     assert kinds(ev) == [("stalled", "a"), ("resolved", "a")]
     assert ev[1].labels == {"why": "oom", "duration_seconds": "4000.000"}
 
@@ -50,7 +52,13 @@ def test_duplicate_deliveries_do_not_reopen_or_double_close() -> None:
     eng = engine(RULES)
     ev = feed(
         eng,
-        [entry("START a", 0), entry("START a", 10), entry("DONE a", 20), entry("DONE a", 30), entry("START a", 40)],
+        [
+            entry("START a", 0),
+            entry("START a", 10),
+            entry("DONE a", 20),
+            entry("DONE a", 30),
+            entry("START a", 40),
+        ],
         now_s=10_000,
     )
     assert kinds(ev) == [("pair_closed", "a")]

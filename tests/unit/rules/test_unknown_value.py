@@ -26,7 +26,9 @@ def unknown(status: str, t: float, pid: int) -> object:
 
 
 def test_seed_incident_line_is_joined_and_normalized() -> None:
-    ev = feed(engine(RULES), [start("test_completed", "COMPLETED", 0, 7), unknown("COMPLETED", 0.1, 7)])
+    ev = feed(
+        engine(RULES), [start("test_completed", "COMPLETED", 0, 7), unknown("COMPLETED", 0.1, 7)]
+    )
     assert len(ev) == 1
     e = ev[0]
     assert (e.kind, e.key, e.severity) == ("unknown_value", "test_completed", "critical")
@@ -52,8 +54,15 @@ def test_context_outside_the_window_is_not_joined() -> None:
 
 def test_aliases_and_case_folding() -> None:
     eng = engine(RULES)
-    cases = {"OK": "completed", " Succeeded ": "completed", "IN-PROGRESS": "in_progress", "In Queue": "queued",
-             "ERROR": "failed", "running": "in_progress", "cancelled": ""}  # fmt: skip
+    cases = {
+        "OK": "completed",
+        " Succeeded ": "completed",
+        "IN-PROGRESS": "in_progress",
+        "In Queue": "queued",
+        "ERROR": "failed",
+        "running": "in_progress",
+        "cancelled": "",
+    }
     for raw, want in cases.items():
         (ev,) = feed(eng, [unknown(raw, 0, 1)])  # type: ignore[list-item]
         assert ev.labels["normalized"] == want, raw
