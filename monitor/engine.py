@@ -63,7 +63,10 @@ class Engine:
     def observe(self, entry: Entry) -> tuple[list[Event], list[Event]]:
         """(deadlines that fell due up to this entry's time, events this entry produced)."""
         t = entry.realtime_us
-        due = self.tick(t) if self._next_deadline is not None and t >= self._next_deadline else []
+        # deadlines strictly before this entry: an end logged exactly at its deadline is in time
+        due = []
+        if self._next_deadline is not None and t > self._next_deadline:
+            due = self.tick(t - 1)
         if t > self.now_us:
             self.now_us = t
         self.entries += 1

@@ -8,6 +8,7 @@ private calls, so an upgrade that changes them fails loudly.
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ class JournalSource:
             if not self._reader._next():
                 return False
             return bool(self._reader.test_cursor(cursor))
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a cursor systemd cannot even parse
             return False
 
     def cursor(self) -> str:
@@ -126,12 +127,14 @@ class JournalSource:
                 log.warning("cannot read an entry's MESSAGE, skipping it: %s", e)
                 continue
             if len(raw) > limit:
-                raw = raw[:limit]
+                # cut at the limit, dropping a character the cut split in two
+                message = codecs.getincrementaldecoder("utf-8")("replace").decode(raw[:limit])
                 self.truncated += 1
-            try:
-                message = raw.decode()
-            except UnicodeDecodeError:
-                message = raw.decode("utf-8", "replace")
+            else:
+                try:
+                    message = raw.decode()
+                except UnicodeDecodeError:
+                    message = raw.decode("utf-8", "replace")
             yield Entry(
                 r._get_realtime(),
                 message,

@@ -37,12 +37,9 @@ class ReplayResult:
 
 def fields_for(config: Config, engine: Engine) -> Fields:
     """Read only what some rule looks at."""
-    return Fields(
-        unit=True,
-        pid=any(getattr(spec, "context", None) is not None for spec in config.rules),
-        priority=engine.uses_priority,
-        hostname=False,
-    )
+    joins = any(getattr(spec, "context", None) is not None for spec in config.rules)
+    # a context join is per (host, pid): journals collected from several hosts share pids
+    return Fields(unit=True, pid=joins, priority=engine.uses_priority, hostname=joins)
 
 
 def open_source(config: Config, opts: ReplayOptions, fields: Fields) -> JournalSource:

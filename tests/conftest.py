@@ -6,4 +6,6 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-goldens", action="store_true", help="rewrite tests/golden/*/expected.jsonl")
+    parser.addoption(
+        "--update-goldens", action="store_true", help="rewrite tests/golden/*/expected.jsonl"
+    )

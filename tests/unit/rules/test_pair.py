@@ -87,3 +87,9 @@ def test_events_are_in_time_order_across_keys() -> None:
     ev = feed(eng, [entry("START b", 10), entry("START a", 20)], now_s=5000)
     assert [e.key for e in ev] == ["b", "a"]
     assert all(e.kind is EventKind.STALLED for e in ev)
+
+
+def test_end_logged_exactly_at_the_deadline_is_in_time() -> None:
+    eng = engine(RULES)
+    ev = feed(eng, [entry("START a", 0), entry("START b", 1), entry("DONE b", 3601)])
+    assert kinds(ev) == [("stalled", "a"), ("pair_closed", "b")]
