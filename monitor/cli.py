@@ -16,6 +16,7 @@ from monitor.replay import ReplayOptions, print_summary, run_replay
 from monitor.timeparse import parse_time_us
 
 EXIT_CONFIG = 2
+EXIT_STATE = 3  # the state file is unusable: restarting will not help (RestartPreventExitStatus)
 
 
 def _config_path(arg: str | None) -> str | None:
@@ -88,6 +89,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon, RunOptions  # the daemon's imports are for `run` only
+    from monitor.state import StateError
+
+    config_path = _config_path(args.config)
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    opts = RunOptions(
+        config_path=config_path,
+        journal_dir=args.journal_dir,
+        journal_files=tuple(args.journal_file or ()),
+        state_dir=args.state_dir,
+        listen=args.listen,
+        dry_run=args.dry_run,
+    )
+    try:
+        daemon = Daemon(config, opts)
+    except StateError as e:
+        print(f"aisha-monitor run: {e}", file=sys.stderr)
+        return EXIT_STATE
+    except OSError as e:
+        print(
+            f"aisha-monitor run: cannot listen on {opts.listen or config.http.listen}: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    daemon.install_signals()
+    try:
+        return daemon.run()
+    except JournalError as e:
+        print(f"aisha-monitor run: {e}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aisha-monitor",
@@ -95,9 +131,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"aisha-monitor {__version__}")
     parser.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default: info for run"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="the daemon: follow the journal, serve /metrics and the status page"
+    )
+    run.add_argument("-c", "--config", help="config file (default: the embedded config.yaml)")
+    where_run = run.add_mutually_exclusive_group()
+    where_run.add_argument("--journal-dir", metavar="DIR", help="follow journal files in DIR")
+    where_run.add_argument(
+        "--journal-file", metavar="FILE", action="append", help="read FILE (repeatable)"
+    )
+    run.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="state directory (default: $STATE_DIRECTORY or state.directory)",
+    )
+    run.add_argument(
+        "--listen", metavar="HOST:PORT", help="HTTP address (default: http.listen, 127.0.0.1:9817)"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="handlers log what they would do and send nothing"
+    )
+    run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config; exit 2 listing every problem")
     check.add_argument("-c", "--config", help="config file (default: the embedded config.yaml)")
@@ -122,5 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = (
+        args.log_level.upper()
+        if args.log_level
+        else ("INFO" if args.command == "run" else "WARNING")
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from monitor.config import Config
 from monitor.model import Entry, Event
@@ -34,6 +35,16 @@ class RecentMatches:
         if hit is None or entry.realtime_us - hit[0] > window_us:
             return None
         return hit[1]
+
+    def snapshot(self) -> list[list[Any]]:
+        return [
+            [rule, host, pid, t, dict(groups)]
+            for (rule, host, pid), (t, groups) in self._slots.items()
+        ]
+
+    def restore(self, rows: list[list[Any]]) -> None:
+        for rule, host, pid, t, groups in rows[-self._limit :]:
+            self._slots[(str(rule), str(host), int(pid))] = (int(t), dict(groups))
 
 
 def build_rules(config: Config) -> list[Rule]:
@@ -111,3 +122,13 @@ class Engine:
 
     def counters(self) -> dict[str, dict[str, int]]:
         return {r.base.name: r.counters() for r in self.rules}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The engine's own state; each rule has its own snapshot."""
+        return {"now_us": self.now_us, "entries": self.entries, "recall": self.recall.snapshot()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.now_us = int(state.get("now_us", 0))
+        self.entries = int(state.get("entries", 0))
+        self.recall.restore(state.get("recall", []))
+        self._next_deadline = 0 if self._timed else None  # recomputed at the next entry or tick

@@ -1,4 +1,4 @@
-"""The journal source: the only module that imports `systemd`.
+"""The journal source, and sd_notify: the only module that imports `systemd`.
 
 Entries are read through systemd-python's low-level `_Reader` calls (`_next`, `_get`,
 `_get_realtime`, `_get_cursor`): the public `Reader.get_next()` converts every field of every
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from systemd import journal
+from systemd import daemon, journal
 
 from monitor.model import Entry
 
@@ -164,3 +164,13 @@ def _int(get: object, field: str, default: int) -> int:
         return int(get(field))  # type: ignore[operator]
     except (KeyError, OSError, ValueError):
         return default
+
+
+def notify(state: str) -> bool:
+    """Tell systemd (`Type=notify`) something: READY=1, WATCHDOG=1, STATUS=…, RELOADING=1.
+    False when there is no NOTIFY_SOCKET (not started by systemd): nothing to tell."""
+    try:
+        return bool(daemon.notify(state))
+    except OSError as e:  # a vanished socket must never stop the loop
+        log.debug("sd_notify failed: %s", e)
+        return False

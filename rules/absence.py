@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from monitor.model import Entry, Event, EventKind, format_time, us_to_datetime
 from monitor.yamlview import View
@@ -16,6 +18,7 @@ from rules.base import (
     human_duration,
     parse_pattern,
     parse_prefilter,
+    restore_counts,
 )
 
 
@@ -95,3 +98,11 @@ class AbsenceRule:
 
     def counters(self) -> dict[str, int]:
         return dict(self._counts)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"counts": self._counts, "last_us": self.last_us, "absent": self.absent}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        restore_counts(self._counts, state)
+        self.last_us = state.get("last_us")
+        self.absent = bool(state.get("absent", False))

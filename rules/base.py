@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from monitor.model import Entry, Event, EventKind, Severity
 from monitor.regexutil import check_pattern, required_literal
@@ -84,6 +84,27 @@ class Rule(Protocol):
     def next_deadline(self) -> int | None: ...
 
     def counters(self) -> dict[str, int]: ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """The rule's state as JSON-able data (keyed rows of a KeyedRule excluded)."""
+        ...
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back what `snapshot` gave, possibly from a rule of an older config."""
+        ...
+
+
+@runtime_checkable
+class KeyedRule(Protocol):
+    """A rule whose state is many keyed rows (open pairs): the store writes only what changed."""
+
+    def take_changes(self) -> tuple[dict[str, dict[str, Any] | None], dict[str, int | None]]:
+        """(open rows changed since the last call, None = deleted; closed keys likewise)."""
+        ...
+
+    def load_rows(
+        self, open_rows: Mapping[str, Mapping[str, Any]], closed: Mapping[str, int]
+    ) -> None: ...
 
 
 class RuleSpec(Protocol):
@@ -183,3 +204,10 @@ def human_duration(us: int) -> str:
     h, rest = divmod(s, 3600)
     m, s = divmod(rest, 60)
     return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or f"{us / 1e6:g}s"
+
+
+def restore_counts(counts: dict[str, int], state: Mapping[str, Any]) -> None:
+    """Counters by name from a snapshot; names this version does not know are dropped."""
+    for name, value in state.get("counts", {}).items():
+        if name in counts:
+            counts[name] = int(value)

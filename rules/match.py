@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitor.model import Entry, Event, EventKind
 from monitor.yamlview import View
@@ -119,3 +121,20 @@ class MatchRule:
 
     def counters(self) -> dict[str, int]:
         return {"matches": self.matches}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "matches": self.matches,
+            "by_labels": [[*k, n] for k, n in self.by_labels.items()],
+            "seen": {label: sorted(values) for label, values in self._seen.items()},
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.matches = int(state.get("matches", 0))
+        width = len(self.spec.labels)
+        for row in state.get("by_labels", []):
+            if len(row) == width + 1:  # rows of another label set do not carry over
+                self.by_labels[tuple(row[:-1])] = int(row[-1])
+        for label, values in state.get("seen", {}).items():
+            if label in self._seen:
+                self._seen[label].update(values[: self.spec.max_label_values])

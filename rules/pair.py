@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitor.model import Entry, Event, EventKind, format_time, us_to_datetime
 from monitor.yamlview import View
@@ -17,6 +19,7 @@ from rules.base import (
     human_duration,
     labels_of,
     parse_patterns,
+    restore_counts,
     union_prefilter,
 )
 
@@ -61,6 +64,16 @@ class OpenPair:
     labels: dict[str, str] = field(default_factory=dict)
     stalled: bool = False
 
+    def row(self) -> dict[str, Any]:
+        return {"start_us": self.start_us, "deadline_us": self.deadline_us,
+                "labels": self.labels, "stalled": self.stalled}  # fmt: skip
+
+
+# training_duration_seconds buckets: trainings take minutes to hours
+DURATION_BUCKETS_S = (60.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
+_COUNTS = ("matches", "opened", "closed", "stalled", "resolved", "evicted", "expired",
+           "duplicate_start", "unmatched_end")  # fmt: skip
+
 
 def _seconds(us: int) -> str:
     return f"{us / 1_000_000:.3f}"
@@ -80,34 +93,25 @@ class PairRule:
         self.closed: dict[str, int] = {}  # key -> close time, oldest first
         self._heap: list[tuple[int, str]] = []
         self.stalled_open = 0
-        self._counts = dict.fromkeys(
-            (
-                "opened",
-                "closed",
-                "stalled",
-                "resolved",
-                "evicted",
-                "expired",
-                "duplicate_start",
-                "unmatched_end",
-            ),
-            0,
-        )
+        self._counts = dict.fromkeys(_COUNTS, 0)
+        # cumulative histogram of closed durations: counts per bucket (+Inf last), then the sum
+        self.duration_counts = [0] * (len(DURATION_BUCKETS_S) + 1)
+        self.duration_sum_s = 0.0
+        self._dirty_open: set[str] = set()
+        self._dirty_closed: set[str] = set()
 
     def observe(self, entry: Entry, recall: Recall) -> list[Event]:
-        message = entry.message
+        message, key = entry.message, self.spec.key
         for pattern in self.spec.end:
             m = pattern.search(message)
             if m is not None:
-                return self._end(
-                    m.group(self.spec.key), entry.realtime_us, labels_of(m, (self.spec.key,))
-                )
+                self._counts["matches"] += 1
+                return self._end(m.group(key), entry.realtime_us, labels_of(m, (key,)))
         for pattern in self.spec.start:
             m = pattern.search(message)
             if m is not None:
-                self._start(
-                    m.group(self.spec.key), entry.realtime_us, labels_of(m, (self.spec.key,))
-                )
+                self._counts["matches"] += 1
+                self._start(m.group(key), entry.realtime_us, labels_of(m, (key,)))
                 return []
         return []
 
@@ -117,45 +121,62 @@ class PairRule:
             return
         deadline = t + self.spec.deadline_us
         self.open[key] = OpenPair(t, deadline, labels)
+        self._dirty_open.add(key)
         heapq.heappush(self._heap, (deadline, key))
         self._counts["opened"] += 1
         if len(self.open) > self.spec.max_open:
             oldest = next(iter(self.open))
-            if self.open.pop(oldest).stalled:
-                self.stalled_open -= 1
+            self._drop(oldest)
             self._counts["evicted"] += 1
 
-    def _end(self, key: str, t: int, labels: dict[str, str]) -> list[Event]:
-        pair = self.open.pop(key, None)
-        if pair is None:
-            self._counts["unmatched_end"] += 1
-            return []
-        self._remember_closed(key, t)
-        duration = max(0, t - pair.start_us)
-        labels = {**pair.labels, **labels, "duration_seconds": _seconds(duration)}
+    def _drop(self, key: str) -> OpenPair:
+        pair = self.open.pop(key)
+        self._dirty_open.add(key)
         if pair.stalled:
             self.stalled_open -= 1
+        return pair
+
+    def _end(self, key: str, t: int, labels: dict[str, str]) -> list[Event]:
+        if key not in self.open:
+            self._counts["unmatched_end"] += 1
+            return []
+        pair = self._drop(key)
+        self._remember_closed(key, t)
+        duration = max(0, t - pair.start_us)
+        self._observe_duration(duration / 1_000_000)
+        labels = {**pair.labels, **labels, "duration_seconds": _seconds(duration)}
+        took = human_duration(duration)
+        if pair.stalled:
             self._counts["resolved"] += 1
-            took, deadline = human_duration(duration), human_duration(self.spec.deadline_us)
+            deadline = human_duration(self.spec.deadline_us)
             msg = f"{key}: ended {took} after its start, past the {deadline} deadline"
             return [event(self.base, EventKind.RESOLVED, t, key, labels, msg)]
         self._counts["closed"] += 1
-        msg = f"{key}: ended {human_duration(duration)} after its start"
+        msg = f"{key}: ended {took} after its start"
         return [event(self.base, EventKind.PAIR_CLOSED, t, key, labels, msg)]
+
+    def _observe_duration(self, seconds: float) -> None:
+        self.duration_sum_s += seconds
+        i = next(
+            (i for i, b in enumerate(DURATION_BUCKETS_S) if seconds <= b), len(DURATION_BUCKETS_S)
+        )
+        self.duration_counts[i] += 1
 
     def _remember_closed(self, key: str, t: int) -> None:
         closed = self.closed
         closed[key] = t
+        self._dirty_closed.add(key)
         horizon = t - self.spec.forget_after_us
         while closed:
             first = next(iter(closed))
             if closed[first] > horizon and len(closed) <= self.spec.max_open:
                 break
             del closed[first]
+            self._dirty_closed.add(first)
 
     def tick(self, now_us: int) -> list[Event]:
         events: list[Event] = []
-        heap = self._heap
+        heap, forget = self._heap, self.spec.forget_after_us
         while heap and heap[0][0] <= now_us:
             when, key = heapq.heappop(heap)
             pair = self.open.get(key)
@@ -163,18 +184,18 @@ class PairRule:
                 continue
             if not pair.stalled and when == pair.deadline_us:
                 pair.stalled = True
+                self._dirty_open.add(key)
                 self.stalled_open += 1
                 self._counts["stalled"] += 1
-                heapq.heappush(heap, (pair.start_us + self.spec.forget_after_us, key))
+                heapq.heappush(heap, (pair.start_us + forget, key))
                 start = format_time(us_to_datetime(pair.start_us))
                 deadline = human_duration(self.spec.deadline_us)
                 msg = f"{key}: no end within {deadline} of its start at {start}"
                 events.append(
                     event(self.base, EventKind.STALLED, when, key, dict(pair.labels), msg)
                 )
-            elif pair.stalled and when == pair.start_us + self.spec.forget_after_us:
-                del self.open[key]
-                self.stalled_open -= 1
+            elif pair.stalled and when == pair.start_us + forget:
+                self._drop(key)
                 self._counts["expired"] += 1
         return events
 
@@ -183,3 +204,45 @@ class PairRule:
 
     def counters(self) -> dict[str, int]:
         return {**self._counts, "open": len(self.open), "stalled_open": self.stalled_open}
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "counts": self._counts,
+            "durations": self.duration_counts,
+            "duration_sum_s": self.duration_sum_s,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        restore_counts(self._counts, state)
+        durations = state.get("durations", [])
+        if len(durations) == len(self.duration_counts):
+            self.duration_counts = [int(n) for n in durations]
+            self.duration_sum_s = float(state.get("duration_sum_s", 0.0))
+
+    def take_changes(self) -> tuple[dict[str, dict[str, Any] | None], dict[str, int | None]]:
+        open_rows = {k: (p.row() if (p := self.open.get(k)) else None) for k in self._dirty_open}
+        closed_rows = {k: self.closed.get(k) for k in self._dirty_closed}
+        self._dirty_open.clear()
+        self._dirty_closed.clear()
+        return open_rows, closed_rows
+
+    def load_rows(
+        self, open_rows: Mapping[str, Mapping[str, Any]], closed: Mapping[str, int]
+    ) -> None:
+        """Open pairs (oldest first) and closed keys from the store. The deadline follows the
+        current config, so a reload that changes `deadline` applies to pairs already open."""
+        for key, row in sorted(open_rows.items(), key=lambda kv: int(kv[1]["start_us"])):
+            start, stalled = int(row["start_us"]), bool(row["stalled"])
+            pair = OpenPair(
+                start, start + self.spec.deadline_us, dict(row.get("labels", {})), stalled
+            )
+            self.open[key] = pair
+            if stalled:
+                self.stalled_open += 1
+                heapq.heappush(self._heap, (start + self.spec.forget_after_us, key))
+            else:
+                heapq.heappush(self._heap, (pair.deadline_us, key))
+        for key, t in sorted(closed.items(), key=lambda kv: kv[1]):
+            self.closed[key] = int(t)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from monitor.model import Entry, Event, EventKind
 from monitor.yamlview import View
@@ -17,6 +19,7 @@ from rules.base import (
     human_duration,
     parse_pattern,
     parse_prefilter,
+    restore_counts,
 )
 
 
@@ -106,3 +109,11 @@ class ThresholdRule:
 
     def counters(self) -> dict[str, int]:
         return dict(self._counts)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"counts": self._counts, "times": list(self._times), "firing": self.firing}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        restore_counts(self._counts, state)
+        self._times.extend(int(t) for t in state.get("times", []))
+        self.firing = bool(state.get("firing", False))

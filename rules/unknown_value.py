@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from monitor.model import Entry, Event, EventKind
 from monitor.statuses import Statuses
@@ -17,6 +19,7 @@ from rules.base import (
     event,
     parse_pattern,
     parse_prefilter,
+    restore_counts,
 )
 
 OTHER = "other"
@@ -122,3 +125,14 @@ class UnknownValueRule:
 
     def counters(self) -> dict[str, int]:
         return dict(self._counts)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "counts": self._counts,
+            "by_status": [[r, n, c] for (r, n), c in self.by_status.items()],
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        restore_counts(self._counts, state)
+        for raw, normalized, count in state.get("by_status", []):
+            self.by_status[(raw, normalized)] = int(count)

@@ -1,0 +1,384 @@
+"""`aisha-monitor run`: follow the journal, evaluate rules, commit state, serve HTTP, talk to
+systemd. This is the composition root: the only place that builds and wires the parts."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from monitor import __version__
+from monitor.config import Config, ConfigError, load_config
+from monitor.engine import Engine, build_rules
+from monitor.health import HealthChecker
+from monitor.httpserver import Backend, HttpServer
+from monitor.journal import JournalSource, notify
+from monitor.metrics import Metrics, build_families
+from monitor.model import Event, EventKind, Severity, format_time, us_to_datetime
+from monitor.replay import ReplayOptions, fields_for, open_source
+from monitor.state import Position, StateStore
+
+log = logging.getLogger(__name__)
+
+BATCH_ENTRIES = 5000  # entries per committed batch at most …
+BATCH_SECONDS = 0.5  # … and seconds
+WAIT_SECONDS = 0.05  # journal wait(): wakes on append (inotify) or after this
+TICK_GRACE_US = 2_000_000  # wall-clock deadlines fire this late, for entries still in flight
+HEALTHY_WITHIN_S = 30.0  # /healthz: the loop went round within this
+RECENT_EVENTS = 1000
+SHOWN_PAIRS = 500
+# kinds that say something is wrong: logged as warnings whatever the rule's severity
+_NEWS = frozenset(
+    {
+        EventKind.UNKNOWN_VALUE,
+        EventKind.STALLED,
+        EventKind.ABSENCE,
+        EventKind.THRESHOLD,
+        EventKind.HEALTH,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    config_path: str | None = None
+    journal_dir: str | None = None
+    journal_files: tuple[str, ...] = ()
+    state_dir: str | None = None
+    listen: str | None = None
+    dry_run: bool = False
+
+
+def state_directory(opts: RunOptions, config: Config) -> str:
+    """--state-dir, else $STATE_DIRECTORY (set by systemd's StateDirectory=), else the config's."""
+    if opts.state_dir:
+        return opts.state_dir
+    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return from_systemd or config.state.directory
+
+
+class Daemon:
+    def __init__(self, config: Config, opts: RunOptions) -> None:
+        self.config = config
+        self.opts = opts
+        self.metrics = Metrics()
+        self.store = StateStore(state_directory(opts, config))
+        self.engine = self._new_engine(config)
+        self.lock = threading.Lock()  # held while the engine changes; the HTTP side reads under it
+        self.position = self.store.position()
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(
+            self.store.recent_events(RECENT_EVENTS), maxlen=RECENT_EVENTS
+        )
+        self.health = HealthChecker(config.health_checks, self.metrics)
+        self.source: JournalSource | None = None
+        self.caught_up = False
+        self.lag_s = 0.0
+        self._seen_errors = (0, 0)
+        self.started = time.monotonic()
+        self.last_loop = time.monotonic()
+        self.reload_problems: list[str] = []
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._publish()
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_time.set(time.time())
+        token = _read_token(config.http.token_file)
+        backend = Backend(
+            self.metrics, self.state_view, self.events_view, self.healthy, self.ready, token
+        )
+        self.http = HttpServer(opts.listen or config.http.listen, backend)
+
+    # --- building ------------------------------------------------------------------------------
+
+    def _new_engine(self, config: Config) -> Engine:
+        engine = Engine(build_rules(config), config.journal.max_message_bytes)
+        self.store.restore(engine)
+        self.store.drop_rules_except({r.base.name for r in engine.rules})
+        return engine
+
+    def _open_source(self) -> JournalSource:
+        opts = ReplayOptions(directory=self.opts.journal_dir, files=self.opts.journal_files)
+        source = open_source(self.config, opts, fields_for(self.config, self.engine))
+        mode, cursor = self.config.journal.start, self.position.cursor
+        if mode == "head":
+            source.seek_head()
+        elif mode == "resume" and cursor:
+            if not source.seek_cursor(cursor):
+                when = format_time(us_to_datetime(self.position.realtime_us))
+                why = "vacuumed, or another boot"
+                log.warning(
+                    "stored cursor no longer in the journal (%s); resuming at %s", why, when
+                )
+                self.metrics.cursor_resets.inc()
+                source.seek_realtime_us(self.position.realtime_us + 1)
+        else:
+            source.seek_tail()
+        return source
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.source = self._open_source()
+        self.http.start()
+        self.health.start()
+        log.info(
+            "aisha-monitor %s: %d rules, listening on http://%s/",
+            __version__,
+            len(self.engine.rules),
+            self.http.address,
+        )
+        notify(f"READY=1\nSTATUS=started, {len(self.engine.rules)} rules")
+        watchdog_s = int(os.environ.get("WATCHDOG_USEC", "0")) / 1e6
+        last_watchdog = last_status = 0.0
+        entries_at_status = self.position_entries()
+        try:
+            while not self._stop.is_set():
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                self.source.wait(0 if not self.caught_up else WAIT_SECONDS)
+                self.step()
+                now = time.monotonic()
+                self.last_loop = now
+                self.metrics.loop_heartbeat.set(time.time())
+                if watchdog_s and now - last_watchdog >= watchdog_s / 4:
+                    notify("WATCHDOG=1")
+                    last_watchdog = now
+                if now - last_status >= 5:
+                    total = self.position_entries()
+                    rate = (
+                        (total - entries_at_status) / max(now - last_status, 1e-9)
+                        if last_status
+                        else 0.0
+                    )
+                    notify(
+                        f"STATUS={rate:.0f} entries/s, lag {self.lag_s:.1f}s, "
+                        f"{self.open_trainings()} open trainings"
+                    )
+                    entries_at_status, last_status = total, now
+        finally:
+            notify("STOPPING=1")
+            self.health.stop()
+            self.http.stop()
+            self.source.close()
+            self.store.close()
+        log.info("stopped cleanly")
+        return 0
+
+    def position_entries(self) -> int:
+        return sum(self.position.unit_entries.values())
+
+    def open_trainings(self) -> int:
+        return sum(r.counters().get("open", 0) for r in self.engine.rules)
+
+    def step(self) -> None:
+        """Read one batch, evaluate it, commit it with the cursor, then publish."""
+        if self.source is None:
+            raise RuntimeError("step() before run() opened the journal")
+        events: list[Event] = []
+        read = 0
+        deadline = time.monotonic() + BATCH_SECONDS
+        last_us = 0
+        started = time.monotonic()
+        with self.lock:
+            units = dict(self.position.unit_entries)
+            for entry in self.source:
+                due, produced = self.engine.observe(entry)
+                events += due
+                if produced:
+                    cursor = self.source.cursor()
+                    events += [replace(e, cursor=cursor) for e in produced]
+                units[entry.unit] = units.get(entry.unit, 0) + 1
+                read += 1
+                last_us = entry.realtime_us
+                if read >= BATCH_ENTRIES or (not read & 0xFF and time.monotonic() > deadline):
+                    self.caught_up = False
+                    break
+            else:
+                self.caught_up = True
+            now_us = time.time_ns() // 1000
+            if self.caught_up:
+                events += self.engine.tick(now_us - TICK_GRACE_US)
+            events += self._drain_health()
+            if not read and not events:
+                self._set_lag(0.0)
+                return
+            position = self.position
+            if read:
+                position = Position(self.source.cursor(), last_us, units)
+            self.store.commit(position, self.engine, events)
+            self.position = position
+            self._publish()
+        self._set_lag(0.0 if self.caught_up else max(0.0, (now_us - last_us) / 1e6))
+        self._count_source_problems()
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
+        self._dispatch(events)
+
+    def _set_lag(self, seconds: float) -> None:
+        self.lag_s = seconds
+        self.metrics.lag.set(seconds)
+
+    def _count_source_problems(self) -> None:
+        if self.source is None:
+            return
+        errors, truncated = self.source.read_errors, self.source.truncated
+        self.metrics.read_errors.inc(max(0, errors - self._seen_errors[0]))
+        self.metrics.truncated.inc(max(0, truncated - self._seen_errors[1]))
+        self._seen_errors = (errors, truncated)
+
+    def _drain_health(self) -> list[Event]:
+        out = []
+        while not self.health.events.empty():
+            out.append(self.health.events.get_nowait())
+        return out
+
+    def _publish(self) -> None:
+        self.metrics.published = build_families(
+            self.engine, self.position.unit_entries, self.config.journal.units
+        )
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """After the commit: count, remember for the API, log what a person should see."""
+        for e in events:
+            self.metrics.events.labels(e.rule, e.kind).inc()
+            self.recent.append(e.to_json())
+            if e.severity is not Severity.INFO:
+                log.warning(
+                    "%s %s %s: %s",
+                    e.kind,
+                    e.rule,
+                    e.key or "-",
+                    e.message.splitlines()[0] if e.message else "",
+                )
+
+    # --- signals and reload --------------------------------------------------------------------
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._reload.set()
+
+    def reload(self) -> bool:
+        """Load the config again. Invalid: refused, the old one keeps running. Valid: applied,
+        open pairs and counters kept (through the state store, as across a restart)."""
+        notify("RELOADING=1")
+        try:
+            config = load_config(self.opts.config_path)
+        except ConfigError as e:
+            self.reload_problems = [str(p) for p in e.problems]
+            for problem in self.reload_problems:
+                log.error("reload refused: %s", problem)
+            self.metrics.reload_ok.set(0)
+            notify("READY=1")
+            return False
+        with self.lock:
+            journal_changed = config.journal != self.config.journal
+            self.config = config
+            self.engine = self._new_engine(config)
+            self._publish()
+        if (self.opts.listen or config.http.listen) != self.http.address and not self.opts.listen:
+            log.warning("http.listen changed: restart the daemon to apply it")
+        if journal_changed and self.source is not None:
+            self.source.close()
+            self._seen_errors = (0, 0)
+            self.source = self._open_source()
+        self.reload_problems = []
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_time.set(time.time())
+        log.info("config reloaded: %d rules", len(self.engine.rules))
+        notify("READY=1")
+        return True
+
+    # --- what HTTP shows -----------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self.last_loop < HEALTHY_WITHIN_S
+
+    def ready(self) -> bool:
+        return self.source is not None and not self._stop.is_set()
+
+    def events_view(self, limit: int) -> list[dict[str, Any]]:
+        return list(self.recent)[-limit:]
+
+    def state_view(self) -> dict[str, Any]:
+        now_us = time.time_ns() // 1000
+        with self.lock:
+            pairs, open_total, stalled_total = [], {}, {}
+            for rule in self.engine.rules:
+                open_pairs = getattr(rule, "open", None)
+                if not isinstance(open_pairs, dict):
+                    continue
+                c = rule.counters()
+                open_total[rule.base.name], stalled_total[rule.base.name] = (
+                    c["open"],
+                    c["stalled_open"],
+                )
+                for key, p in list(open_pairs.items())[:SHOWN_PAIRS]:
+                    pairs.append(
+                        {
+                            "rule": rule.base.name,
+                            "key": key,
+                            "stalled": p.stalled,
+                            "labels": dict(p.labels),
+                            "started": format_time(us_to_datetime(p.start_us)),
+                            "age_seconds": max(0.0, (now_us - p.start_us) / 1e6),
+                        }
+                    )
+            rules = [
+                {
+                    "name": r.base.name,
+                    "type": r.base.type,
+                    "severity": str(r.base.severity),
+                    "counters": r.counters(),
+                }
+                for r in self.engine.rules
+            ]
+            position = self.position
+        return {
+            "generated_at": format_time(us_to_datetime(now_us)),
+            "version": __version__,
+            "uptime_seconds": round(time.monotonic() - self.started, 1),
+            "journal": {
+                "entries": sum(position.unit_entries.values()),
+                "by_unit": dict(position.unit_entries),
+                "last_entry_time": format_time(us_to_datetime(position.realtime_us))
+                if position.realtime_us
+                else None,
+                "lag_seconds": self.lag_s,
+                "caught_up": self.caught_up,
+            },
+            "config": {
+                "source": self.config.source,
+                "last_reload_ok": not self.reload_problems,
+                "problems": self.reload_problems,
+            },
+            "open_pairs": sorted(pairs, key=lambda p: (not p["stalled"], p["started"])),
+            "open_total": open_total,
+            "stalled_total": stalled_total,
+            "alerts": [],
+            "handler_queue": [],
+            "health": [r.to_json() for r in self.health.results.values()],
+            "rules": rules,
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _read_token(path: str | None) -> str | None:
+    if not path:
+        return None
+    return Path(path).read_text(encoding="utf-8").strip()

@@ -1,0 +1,145 @@
+"""HTTP: /metrics, /healthz, /readyz, /api/v1/state, /api/v1/events and the status page.
+
+Runs in its own threads; it reads what the main loop publishes and never blocks the loop for
+long (the state view takes the engine lock for as long as it takes to copy what it shows)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.metrics import Metrics
+from monitor.statuspage import render_status_page
+
+log = logging.getLogger(__name__)
+
+
+class Backend:
+    """What the HTTP side asks of the daemon."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        state: Callable[[], dict[str, Any]],
+        events: Callable[[int], list[dict[str, Any]]],
+        healthy: Callable[[], bool],
+        ready: Callable[[], bool],
+        token: str | None = None,
+    ) -> None:
+        self.metrics, self.state, self.events = metrics, state, events
+        self.healthy, self.ready, self.token = healthy, ready, token
+
+
+def _handler(backend: Backend) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "aisha-monitor"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("http %s " + format, self.client_address[0], *args)
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            try:
+                self._route(url.path, parse_qs(url.query))
+            except BrokenPipeError:
+                pass
+            except Exception:
+                log.exception("http %s failed", url.path)
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", "text/plain")
+
+        def _route(self, path: str, query: dict[str, list[str]]) -> None:
+            if path == "/metrics":
+                self._send(
+                    HTTPStatus.OK, generate_latest(backend.metrics.registry), CONTENT_TYPE_LATEST
+                )
+            elif path in ("/healthz", "/readyz"):
+                ok = backend.healthy() if path == "/healthz" else backend.ready()
+                status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
+                self._send(status, b"ok\n" if ok else b"not ok\n", "text/plain; charset=utf-8")
+            elif path in ("/", "/api/v1/state", "/api/v1/events"):
+                if not self._authorized():
+                    return
+                if path == "/":
+                    page = render_status_page(backend.state(), backend.events(50))
+                    self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
+                elif path == "/api/v1/state":
+                    self._json(backend.state())
+                else:
+                    self._json(backend.events(_limit(query)))
+            else:
+                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+        def _authorized(self) -> bool:
+            if backend.token is None:
+                return True
+            given = self.headers.get("Authorization", "")
+            if hmac.compare_digest(given.encode(), f"Bearer {backend.token}".encode()):
+                return True
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            self.send_header("WWW-Authenticate", 'Bearer realm="aisha-monitor"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
+
+        def _json(self, data: Any) -> None:
+            body = json.dumps(data, ensure_ascii=False, indent=1).encode()
+            self._send(HTTPStatus.OK, body, "application/json")
+
+        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+def _limit(query: dict[str, list[str]]) -> int:
+    try:
+        return max(1, min(1000, int(query.get("limit", ["100"])[0])))
+    except ValueError:
+        return 100
+
+
+class _Server4(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+class _Server6(_Server4):
+    address_family = socket.AF_INET6
+
+
+class HttpServer:
+    def __init__(self, listen: str, backend: Backend) -> None:
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
+        server_class = _Server6 if ":" in host else _Server4
+        self._server = server_class((host, int(port)), _handler(backend))
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,177 @@
+"""Prometheus metrics on a registry the app owns (DESIGN §8).
+
+Counters that the rules keep (matches, label counts, unknown statuses, open pairs, durations)
+are read from a snapshot the main loop publishes after each committed batch: they are restored
+from the state store after a restart, so a crash neither resets nor double-counts them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+from monitor.engine import Engine
+from rules.match import MatchRule
+from rules.pair import DURATION_BUCKETS_S, PairRule
+from rules.unknown_value import UnknownValueRule
+
+P = "aisha_monitor_"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What the main loop last committed, as metric families ready to expose."""
+
+    families: tuple[Metric, ...] = ()
+
+
+def build_families(engine: Engine, unit_entries: dict[str, int], units: Iterable[str]) -> Published:
+    """Turn the engine's committed counters into metric families (called by the main loop)."""
+    entries = CounterMetricFamily(
+        P + "journal_entries", "Journal entries read, by unit.", labels=["unit"]
+    )
+    for unit in sorted({*units, *unit_entries}):
+        entries.add_metric([unit], unit_entries.get(unit, 0))
+    matches = CounterMetricFamily(
+        P + "rule_matches", "Lines that matched each rule.", labels=["rule"]
+    )
+    counts = CounterMetricFamily(
+        P + "rule_counts", "Every rule's own counters (see the README).", labels=["rule", "counter"]
+    )
+    unknown = CounterMetricFamily(
+        P + "unknown_status",
+        "Unknown-status lines by raw status and what it normalizes to ('' = truly unknown).",
+        labels=["status", "normalized"],
+    )
+    opened = GaugeMetricFamily(
+        P + "trainings_open", "Open pairs (trainings) by rule.", labels=["rule"]
+    )
+    stalled = GaugeMetricFamily(
+        P + "trainings_stalled", "Open pairs past their deadline.", labels=["rule"]
+    )
+    families: list[Metric] = [entries, matches, counts, unknown, opened, stalled]
+    unknown_counts: dict[tuple[str, str], int] = {}
+    for rule in engine.rules:
+        name = rule.base.name
+        c = rule.counters()
+        matches.add_metric([name], c.get("matches", 0))
+        for counter, value in c.items():
+            if counter not in ("matches", "open", "stalled_open"):
+                counts.add_metric([name, counter], value)
+        if isinstance(rule, UnknownValueRule):
+            for label, n in rule.by_status.items():
+                unknown_counts[label] = unknown_counts.get(label, 0) + n
+        elif isinstance(rule, PairRule):
+            opened.add_metric([name], c["open"])
+            stalled.add_metric([name], c["stalled_open"])
+            families.append(_durations(rule))
+        elif isinstance(rule, MatchRule) and rule.base.metric:
+            families.append(_rule_metric(rule))
+    for (status, normalized), n in sorted(unknown_counts.items()):
+        unknown.add_metric([status, normalized], n)
+    return Published(tuple(families))
+
+
+def _durations(rule: PairRule) -> Metric:
+    h = HistogramMetricFamily(
+        P + "training_duration_seconds",
+        "Start to end of closed pairs (trainings).",
+        labels=["rule"],
+    )
+    cumulative, buckets = 0, []
+    for bound, n in zip((*DURATION_BUCKETS_S, float("inf")), rule.duration_counts, strict=True):
+        cumulative += n
+        buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", cumulative))
+    h.add_metric([rule.base.name], buckets, rule.duration_sum_s)
+    return h
+
+
+def _rule_metric(rule: MatchRule) -> Metric:
+    labels = list(rule.spec.labels)
+    help_text = rule.base.description or f"Lines matching rule {rule.base.name}."
+    family = CounterMetricFamily(P + str(rule.base.metric), help_text, labels=labels)
+    for values, n in sorted(rule.by_labels.items()):
+        family.add_metric(list(values), n)
+    if not labels:
+        family.add_metric([], rule.matches)
+    return family
+
+
+class _Published(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._metrics.published.families
+
+
+@dataclass
+class Metrics:
+    """The app's registry: the published rule families plus live gauges the loop sets."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    published: Published = field(default_factory=Published)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        r.register(_Published(self))
+        self.lag = Gauge(
+            P + "journal_lag_seconds",
+            "Wall time minus the time of the last entry read, while behind; 0 when caught up.",
+            registry=r,
+        )
+        self.cursor_resets = Counter(
+            P + "journal_cursor_resets",
+            "Stored cursors that no longer existed (vacuum, other boot).",
+            registry=r,
+        )
+        self.read_errors = Counter(
+            P + "journal_read_errors", "Journal entries that could not be read.", registry=r
+        )
+        self.truncated = Counter(
+            P + "journal_messages_truncated", "Messages longer than max_message_bytes.", registry=r
+        )
+        self.loop_heartbeat = Gauge(
+            P + "loop_last_iteration_timestamp_seconds",
+            "When the main loop last went round.",
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            P + "batch_duration_seconds",
+            "Time to process and commit one batch.",
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+        )
+        self.reload_ok = Gauge(
+            P + "config_last_reload_successful",
+            "1 if the last config (re)load was valid.",
+            registry=r,
+        )
+        self.reload_time = Gauge(
+            P + "config_last_reload_success_timestamp_seconds",
+            "When the config was last loaded.",
+            registry=r,
+        )
+        self.health_up = Gauge(
+            P + "health_up", "1 up, 0 down, -1 unknown (cannot tell).", ["check"], registry=r
+        )
+        self.health_seconds = Gauge(
+            P + "health_duration_seconds",
+            "How long the last health check took.",
+            ["check"],
+            registry=r,
+        )
+        self.events = Counter(
+            P + "events", "Events emitted, by rule and kind.", ["rule", "kind"], registry=r
+        )
+        info = Gauge(P + "build_info", "The running version.", ["version"], registry=r)
+        info.labels(__version__).set(1)
