@@ -12,7 +12,7 @@ from monitor.config import load_config
 from monitor.engine import Engine, build_rules
 from monitor.model import Entry, Event
 from monitor.state import Position, StateError, StateStore
-from tests.helpers import S, T0
+from tests.helpers import T0, S
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
