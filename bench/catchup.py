@@ -1,0 +1,217 @@
+"""`python -m bench.catchup --dir DIR [--runs 3]`: catch-up speed of `aisha-monitor replay` next
+to `journalctl` reading the same aisha-api entries, and the replay's events checked against the
+generator's DIR/truth.json (a mismatch prints FAIL and exits 1).
+
+Both tools read the journal of a generated DIR (bench/generate.py), warm in the page cache, runs
+interleaved. entries/s = aisha-api entries / wall-clock seconds (time.monotonic around the whole
+process, start-up included), median of the runs. Peak RSS comes from GNU time's wait4 on its own
+child: `getrusage(RUSAGE_CHILDREN)` of this process is a maximum, not a sum, and a child's
+ru_maxrss starts at the RSS of the process that forked it, so it cannot tell a small child from
+this Python parent. Both tools mmap the journal files, so their RSS includes file pages (shared
+with the page cache); a sampler reads the child's RssAnon (its own heap) 20 times a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+GNU_TIME = "/usr/bin/time"
+SUMMARY = re.compile(r"replay: (\d+) entries in ([\d.]+)s")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    seconds: float
+    max_rss_kb: int | None
+    max_anon_kb: int
+    stderr: str
+
+
+class AnonSampler(threading.Thread):
+    """The peak RssAnon of the children of `parent` (GNU time's one child), sampled."""
+
+    def __init__(self, parent: int) -> None:
+        super().__init__(daemon=True)
+        self.parent, self.peak_kb = parent, 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            try:
+                kids = Path(f"/proc/{self.parent}/task/{self.parent}/children").read_text()
+                for pid in kids.split():
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("RssAnon:"):
+                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            except OSError:
+                continue  # exited between the two reads
+
+
+def timed(argv: list[str], stdout_path: str) -> Run:
+    """Run argv with stdout to a file; wall-clock seconds and the child's own peak RSS."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, open(stdout_path, "wb") as out:
+        wrapped = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv]
+        started = time.monotonic()
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=subprocess.PIPE)
+        sampler = AnonSampler(proc.pid)
+        sampler.start()
+        _, err_bytes = proc.communicate()
+        seconds = time.monotonic() - started
+        sampler.stopped.set()
+        sampler.join()
+        text = rss.read().strip()
+    err = err_bytes.decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"FAIL: {' '.join(argv)} exited {proc.returncode}:\n{err}")
+    kb = int(text.splitlines()[-1]) if text else None
+    return Run(seconds, kb, sampler.peak_kb, err)
+
+
+def parse_time_us(text: str) -> int:
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(when.timestamp()) * 1_000_000 + when.microsecond
+
+
+def _unknown(e: dict[str, Any]) -> tuple[int, str, str, str]:
+    labels = e["labels"]
+    return (parse_time_us(e["time"]), e["key"], labels.get("status"), labels.get("normalized"))
+
+
+def check(events_path: Path, truth: dict[str, Any], summary_entries: int | None) -> list[str]:
+    """Every way the replay's events differ from truth.json; empty when they agree."""
+    problems: list[str] = []
+    events = [json.loads(line) for line in events_path.read_text().splitlines() if line]
+    if summary_entries != truth["aisha_api_entries"]:
+        problems.append(
+            f"replay read {summary_entries} entries, truth has {truth['aisha_api_entries']}"
+        )
+
+    def same(what: str, got: Counter[Any], want: Counter[Any]) -> None:
+        if got != want:
+            missing, extra = want - got, got - want
+            problems.append(
+                f"{what}: {sum(got.values())} events, expected {sum(want.values())}; "
+                f"missing {sorted(missing.elements())[:5]} ({sum(missing.values())}), "
+                f"unexpected {sorted(extra.elements())[:5]} ({sum(extra.values())})"
+            )
+
+    def of(rule: str, kind: str) -> list[dict[str, Any]]:
+        return [e for e in events if e["rule"] == rule and e["kind"] == kind]
+
+    same(
+        "unknown_value (time, request_id, status, normalized)",
+        Counter(_unknown(e) for e in of("unknown_status", "unknown_value")),
+        Counter(
+            (u["time_us"], u["request_id"], u["status"], u["normalized"])
+            for u in truth["unknown_statuses"]
+        ),
+    )
+    for kind in ("stalled", "resolved"):
+        same(
+            f"{kind} (request_id, time)",
+            Counter((e["key"], parse_time_us(e["time"])) for e in of("training_stalled", kind)),
+            Counter(truth[kind].items()),
+        )
+    closed = len(of("training_stalled", "pair_closed"))
+    if closed != truth["pair_closed"]:
+        problems.append(f"pair_closed: {closed} events, expected {truth['pair_closed']}")
+    same(
+        "webhook_processing_failed match (request_id)",
+        Counter(e["key"] for e in of("webhook_processing_failed", "match")),
+        Counter(truth["processing_failed"]),
+    )
+    kinds = Counter(e["kind"] for e in events)
+    for kind, want in truth["expected_events"].items():
+        if want is not None and kinds.get(kind, 0) != want:
+            problems.append(f"{kind}: {kinds.get(kind, 0)} events in all, expected {want}")
+    for kind in sorted(set(kinds) - set(truth["expected_events"])):
+        problems.append(f"{kind}: {kinds[kind]} unexpected events")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.catchup", description=__doc__)
+    parser.add_argument("--dir", required=True, type=Path, help="a bench.generate directory")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
+    parser.add_argument("--monitor", default=str(REPO / ".venv/bin/aisha-monitor"))
+    parser.add_argument("--events", type=Path, help="replay output (default DIR/events.jsonl)")
+    args = parser.parse_args(argv)
+    if not os.access(GNU_TIME, os.X_OK):
+        raise SystemExit(f"{GNU_TIME} (GNU time, Debian package `time`) is needed for peak RSS")
+    truth = json.loads((args.dir / "truth.json").read_text())
+    n = truth["aisha_api_entries"]
+    events = args.events or args.dir / "events.jsonl"
+    journalctl = [
+        "journalctl",
+        f"--directory={args.dir}",
+        "_SYSTEMD_UNIT=aisha-api.service",
+        "-o",
+        "cat",
+    ]
+    replay = [args.monitor, "replay", "-c", str(args.config), "--journal-dir", str(args.dir)]
+    print(f"{args.dir}: {n:,} aisha-api entries of {truth['total_entries']:,}; {args.runs} runs")
+    timed(journalctl, os.devnull)  # warm the page cache; not measured
+    base: list[Run] = []
+    mon: list[Run] = []
+    problems: list[str] = []
+    outputs: set[bytes] = set()
+    for i in range(args.runs):
+        base.append(timed(journalctl, os.devnull))
+        mon.append(timed(replay, str(events)))
+        m = SUMMARY.search(mon[-1].stderr)
+        inner = f"{int(m.group(1)) / float(m.group(2)):,.0f}/s in its loop" if m else "?"
+        print(
+            f"run {i + 1}: journalctl {base[-1].seconds:.2f}s {base[-1].max_rss_kb} KB "
+            f"(anon {base[-1].max_anon_kb} KB); replay {mon[-1].seconds:.2f}s "
+            f"{mon[-1].max_rss_kb} KB (anon {mon[-1].max_anon_kb} KB; {inner})"
+        )
+        outputs.add(events.read_bytes())
+        problems += [
+            f"run {i + 1}: {p}" for p in check(events, truth, int(m.group(1)) if m else None)
+        ]
+    if len(outputs) > 1:
+        problems.append("the runs printed different events")
+    print(mon[-1].stderr.rstrip())
+    table(n, base, mon, problems)
+    for p in problems:
+        print(f"FAIL: {p}")
+    return 1 if problems else 0
+
+
+def table(n: int, base: list[Run], mon: list[Run], problems: list[str]) -> None:
+    def rate(runs: list[Run]) -> float:
+        return n / statistics.median(r.seconds for r in runs)
+
+    def rss(runs: list[Run]) -> str:
+        kbs = [r.max_rss_kb for r in runs if r.max_rss_kb is not None]
+        anon = max(r.max_anon_kb for r in runs)
+        return f"{max(kbs) / 1024:.0f} ({anon / 1024:.0f} anon)" if kbs else "?"
+
+    b, m = rate(base), rate(mon)
+    verdict = "PASS" if not problems else f"**FAIL** ({len(problems)} problems)"
+    print()
+    print("| tool | entries/s | ratio to journalctl | peak RSS MB (anon) | correctness |")
+    print("|---|---:|---:|---:|---|")
+    print(f"| `journalctl -o cat` (baseline) | {b:,.0f} | 1.00 | {rss(base)} | - |")
+    print(f"| `aisha-monitor replay` | {m:,.0f} | {m / b:.2f} | {rss(mon)} | {verdict} |")
+    print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
