@@ -105,7 +105,8 @@ class Daemon:
 
     def _open_source(self) -> JournalSource:
         opts = ReplayOptions(directory=self.opts.journal_dir, files=self.opts.journal_files)
-        source = open_source(self.config, opts, fields_for(self.config, self.engine))
+        source = open_source(self.config, opts, fields_for(self.engine))
+        self.engine.fill = source.fill
         mode, cursor = self.config.journal.start, self.position.cursor
         if mode == "head":
             source.seek_head()
@@ -288,6 +289,8 @@ class Daemon:
             journal_changed = config.journal != self.config.journal
             self.config = config
             self.engine = self._new_engine(config)
+            if self.source is not None:
+                self.engine.fill = self.source.fill
             self._publish()
         if (self.opts.listen or config.http.listen) != self.http.address and not self.opts.listen:
             log.warning("http.listen changed: restart the daemon to apply it")

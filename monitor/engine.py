@@ -4,7 +4,7 @@ their own time. Pure: no I/O, no wall clock; time comes from the entries and fro
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from monitor.config import Config
@@ -55,9 +55,16 @@ def build_rules(config: Config) -> list[Rule]:
     return [spec.build(ctx) for spec in config.rules]
 
 
+Fill = Callable[[Entry], Entry]
+
+
 class Engine:
     """Feed entries in journal order with `observe`; call `tick(now)` when time passes without
-    entries. Both return the events due, in time order per call."""
+    entries. Both return the events due, in time order per call.
+
+    An entry may come without its origin (`pid` < 0): the source reads `_PID` and `_HOSTNAME`
+    only when a rule that joins context looks at the line, through `fill`, which must be called
+    before the source moves on (the engine calls it synchronously inside `observe`)."""
 
     def __init__(self, rules: Iterable[Rule], max_message_chars: int = 64 * 1024) -> None:
         self.rules = list(rules)
@@ -65,17 +72,29 @@ class Engine:
         self.recall = RecentMatches()
         self.now_us = 0
         self.entries = 0
+        self.fill: Fill | None = None
         self._timed = [r for r in self.rules if r.timed]
         self._next_deadline: int | None = 0 if self._timed else None
-        # (rule, literals, max priority) in config order: the per-entry loop touches only these
-        self._dispatch = [(r, r.prefilter, r.base.priority) for r in self.rules]
+        # per rule in config order: (rule, the single literal or None, all literals, max priority)
+        self._dispatch = [
+            (r, r.prefilter[0] if len(r.prefilter) == 1 else None, r.prefilter, r.base.priority,
+             r.needs_origin)
+            for r in self.rules
+        ]  # fmt: skip
         self.uses_priority = any(r.base.priority is not None for r in self.rules)
+        self.uses_origin = any(r.needs_origin for r in self.rules)
+        self._context = _EngineContext(self)
+
+    def schedule(self, deadline_us: int) -> None:
+        """Tick no later than `deadline_us` (rules call it through their Context)."""
+        if self._next_deadline is None or deadline_us < self._next_deadline:
+            self._next_deadline = deadline_us
 
     def observe(self, entry: Entry) -> tuple[list[Event], list[Event]]:
         """(deadlines that fell due up to this entry's time, events this entry produced)."""
         t = entry.realtime_us
         # deadlines strictly before this entry: an end logged exactly at its deadline is in time
-        due = []
+        due: list[Event] = []
         if self._next_deadline is not None and t > self._next_deadline:
             due = self.tick(t - 1)
         if t > self.now_us:
@@ -86,26 +105,21 @@ class Engine:
             entry = entry._replace(message=message[: self.max_message_chars])
             message = entry.message
         produced: list[Event] = []
-        recall = self.recall
-        for rule, literals, priority in self._dispatch:
+        ctx = self._context
+        for rule, literal, literals, priority, needs_origin in self._dispatch:
             if priority is not None and entry.priority > priority:
                 continue
-            if literals:
-                for literal in literals:
-                    if literal in message:
-                        break
-                else:
+            if literal is not None:
+                if literal not in message:
                     continue
-            out = rule.observe(entry, recall)
+            elif literals and not any(lit in message for lit in literals):
+                continue
+            if needs_origin and entry.pid < 0 and self.fill is not None:
+                entry = self.fill(entry)
+            out = rule.observe(entry, ctx)
             if out:
                 produced.extend(out)
-            if rule.timed:
-                self._note_deadline(rule.next_deadline())
         return due, produced
-
-    def _note_deadline(self, deadline: int | None) -> None:
-        if deadline is not None and (self._next_deadline is None or deadline < self._next_deadline):
-            self._next_deadline = deadline
 
     def tick(self, now_us: int) -> list[Event]:
         """Fire everything due at or before `now_us`, each at its own time."""
@@ -117,7 +131,9 @@ class Engine:
         events.sort(key=lambda e: e.time_us)
         self._next_deadline = None
         for rule in self._timed:
-            self._note_deadline(rule.next_deadline())
+            deadline = rule.next_deadline()
+            if deadline is not None:
+                self.schedule(deadline)
         return events
 
     def counters(self) -> dict[str, dict[str, int]]:
@@ -132,3 +148,21 @@ class Engine:
         self.entries = int(state.get("entries", 0))
         self.recall.restore(state.get("recall", []))
         self._next_deadline = 0 if self._timed else None  # recomputed at the next entry or tick
+
+
+class _EngineContext:
+    """The engine as rules see it (rules.base.Context)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def remember(self, rule: str, entry: Entry, groups: Mapping[str, str]) -> None:
+        self._engine.recall.remember(rule, entry, groups)
+
+    def recall(self, rule: str, entry: Entry, window_us: int) -> Mapping[str, str] | None:
+        return self._engine.recall.recall(rule, entry, window_us)
+
+    def schedule(self, deadline_us: int) -> None:
+        self._engine.schedule(deadline_us)

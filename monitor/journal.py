@@ -24,7 +24,10 @@ MAX_CONSECUTIVE_ERRORS = 100
 
 @dataclass(frozen=True, slots=True)
 class Fields:
-    """Which optional fields to read per entry (each costs a lookup on the hot path)."""
+    """Which optional fields to read per entry (each costs a lookup on the hot path).
+
+    `pid` and `hostname` are read eagerly when True; when False, entries come with pid -1 and
+    `JournalSource.fill` reads both on demand while the reader still stands on the entry."""
 
     unit: bool = True
     pid: bool = True
@@ -139,10 +142,16 @@ class JournalSource:
                 r._get_realtime(),
                 message,
                 fixed_unit or (_text(get, "_SYSTEMD_UNIT") if fields.unit else ""),
-                _int(get, "_PID", 0) if fields.pid else 0,
+                _int(get, "_PID", 0) if fields.pid else -1,
                 _int(get, "PRIORITY", 6) if fields.priority else 6,
                 _text(get, "_HOSTNAME") if fields.hostname else "",
             )
+
+    def fill(self, entry: Entry) -> Entry:
+        """`entry` with its pid and hostname, read from the entry the reader stands on: call it
+        only for the entry just yielded, before the next one is read."""
+        get = self._reader._get
+        return entry._replace(pid=_int(get, "_PID", 0), hostname=_text(get, "_HOSTNAME"))
 
     def wait(self, timeout_s: float) -> int:
         """Block until the journal changes or `timeout_s` passes (NOP, APPEND or INVALIDATE)."""

@@ -35,11 +35,10 @@ class ReplayResult:
     truncated: int
 
 
-def fields_for(config: Config, engine: Engine) -> Fields:
+def fields_for(engine: Engine) -> Fields:
     """Read only what some rule looks at."""
-    joins = any(getattr(spec, "context", None) is not None for spec in config.rules)
-    # a context join is per (host, pid): journals collected from several hosts share pids
-    return Fields(unit=True, pid=joins, priority=engine.uses_priority, hostname=joins)
+    # pid and hostname (a context join is per host and pid) are read on demand: engine.fill
+    return Fields(unit=True, pid=False, priority=engine.uses_priority, hostname=False)
 
 
 def open_source(config: Config, opts: ReplayOptions, fields: Fields) -> JournalSource:
@@ -60,7 +59,8 @@ def run_replay(
     config: Config, opts: ReplayOptions, out: TextIO, progress: TextIO | None = None
 ) -> ReplayResult:
     engine = Engine(build_rules(config), max_message_chars=config.journal.max_message_bytes)
-    source = open_source(config, opts, fields_for(config, engine))
+    source = open_source(config, opts, fields_for(engine))
+    engine.fill = source.fill
     write = _writer(opts.output_format, out)
     started = time.monotonic()
     bar = _Progress(progress, started) if progress is not None else None

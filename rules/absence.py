@@ -10,9 +10,9 @@ from monitor.model import Entry, Event, EventKind, format_time, us_to_datetime
 from monitor.yamlview import View
 from rules.base import (
     BuildContext,
+    Context,
     ParseContext,
     Pattern,
-    Recall,
     RuleBase,
     event,
     human_duration,
@@ -46,6 +46,7 @@ class AbsenceRule:
     the engine sees), and `resolved` at the next match."""
 
     timed = True
+    needs_origin = False
 
     def __init__(self, spec: AbsenceSpec) -> None:
         self.spec = spec
@@ -56,7 +57,7 @@ class AbsenceRule:
         self.absent = False
         self._counts = {"matches": 0, "absences": 0, "resolved": 0}
 
-    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+    def observe(self, entry: Entry, ctx: Context) -> list[Event]:
         if self._regex is not None and self._regex.search(entry.message) is None:
             return []
         self._counts["matches"] += 1
@@ -64,6 +65,7 @@ class AbsenceRule:
         if not self.absent:
             return []
         self.absent = False
+        ctx.schedule(self.last_us + self.spec.window_us)
         self._counts["resolved"] += 1
         return [
             event(

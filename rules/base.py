@@ -62,12 +62,20 @@ class ParseContext:
     rule_names: frozenset[str]
 
 
-class Recall(Protocol):
-    """Groups of recent matches of a rule, per (host, pid), for `context:` joins."""
+class Context(Protocol):
+    """What a rule may ask of the engine while it observes an entry."""
 
-    def remember(self, rule: str, entry: Entry, groups: Mapping[str, str]) -> None: ...
+    def remember(self, rule: str, entry: Entry, groups: Mapping[str, str]) -> None:
+        """Keep `groups` as this rule's latest match on the entry's (host, pid)."""
+        ...
 
-    def recall(self, rule: str, entry: Entry, window_us: int) -> Mapping[str, str] | None: ...
+    def recall(self, rule: str, entry: Entry, window_us: int) -> Mapping[str, str] | None:
+        """The latest remembered groups of `rule` on the entry's (host, pid), if recent enough."""
+        ...
+
+    def schedule(self, deadline_us: int) -> None:
+        """Ask for a tick at `deadline_us` (a rule calls it when it sets a new deadline)."""
+        ...
 
 
 class Rule(Protocol):
@@ -75,9 +83,10 @@ class Rule(Protocol):
     def base(self) -> RuleBase: ...
 
     prefilter: tuple[str, ...]  # the engine calls observe only if one of these is in the message
-    timed: bool  # has deadlines: the engine asks next_deadline() after each observe
+    timed: bool  # has deadlines: tick() is called when one is due
+    needs_origin: bool  # reads entry.pid / entry.hostname (context joins)
 
-    def observe(self, entry: Entry, recall: Recall) -> list[Event]: ...
+    def observe(self, entry: Entry, ctx: Context) -> list[Event]: ...
 
     def tick(self, now_us: int) -> list[Event]: ...
 

@@ -10,9 +10,9 @@ from monitor.model import Entry, Event, EventKind
 from monitor.yamlview import View
 from rules.base import (
     BuildContext,
+    Context,
     ParseContext,
     Pattern,
-    Recall,
     RuleBase,
     event,
     labels_of,
@@ -77,12 +77,13 @@ class MatchRule:
         self.prefilter = spec.pattern.literals
         self._regex = spec.pattern.regex
         self._remember = remember
+        self.needs_origin = remember
         self._emit = spec.emit or spec.base.alert is not None or spec.base.handler is not None
         self._seen: dict[str, set[str]] = {label: set() for label in spec.labels}
         self.by_labels: dict[tuple[str, ...], int] = {}
         self.matches = 0
 
-    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+    def observe(self, entry: Entry, ctx: Context) -> list[Event]:
         m = self._regex.search(entry.message)
         if m is None:
             return []
@@ -91,7 +92,7 @@ class MatchRule:
             values = tuple(self._fold(label, m.group(label)) for label in self.spec.labels)
             self.by_labels[values] = self.by_labels.get(values, 0) + 1
         if self._remember:
-            recall.remember(self.base.name, entry, labels_of(m))
+            ctx.remember(self.base.name, entry, labels_of(m))
         if not self._emit:
             return []
         key = m.group(self.spec.key) if self.spec.key else None

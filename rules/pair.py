@@ -11,9 +11,9 @@ from monitor.model import Entry, Event, EventKind, format_time, us_to_datetime
 from monitor.yamlview import View
 from rules.base import (
     BuildContext,
+    Context,
     ParseContext,
     Pattern,
-    Recall,
     RuleBase,
     event,
     human_duration,
@@ -84,6 +84,7 @@ class PairRule:
     and `pair_closed` (an end in time, with `duration_seconds`)."""
 
     timed = True
+    needs_origin = False
 
     def __init__(self, spec: PairSpec) -> None:
         self.spec = spec
@@ -100,7 +101,7 @@ class PairRule:
         self._dirty_open: set[str] = set()
         self._dirty_closed: set[str] = set()
 
-    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+    def observe(self, entry: Entry, ctx: Context) -> list[Event]:
         message, key = entry.message, self.spec.key
         for pattern in self.spec.end:
             m = pattern.search(message)
@@ -111,11 +112,11 @@ class PairRule:
             m = pattern.search(message)
             if m is not None:
                 self._counts["matches"] += 1
-                self._start(m.group(key), entry.realtime_us, labels_of(m, (key,)))
+                self._start(m.group(key), entry.realtime_us, labels_of(m, (key,)), ctx)
                 return []
         return []
 
-    def _start(self, key: str, t: int, labels: dict[str, str]) -> None:
+    def _start(self, key: str, t: int, labels: dict[str, str], ctx: Context) -> None:
         if key in self.open or key in self.closed:
             self._counts["duplicate_start"] += 1
             return
@@ -123,6 +124,7 @@ class PairRule:
         self.open[key] = OpenPair(t, deadline, labels)
         self._dirty_open.add(key)
         heapq.heappush(self._heap, (deadline, key))
+        ctx.schedule(deadline)
         self._counts["opened"] += 1
         if len(self.open) > self.spec.max_open:
             oldest = next(iter(self.open))

@@ -11,9 +11,9 @@ from monitor.model import Entry, Event, EventKind
 from monitor.yamlview import View
 from rules.base import (
     BuildContext,
+    Context,
     ParseContext,
     Pattern,
-    Recall,
     RuleBase,
     event,
     human_duration,
@@ -53,6 +53,7 @@ class ThresholdRule:
     when it falls back to `count` or fewer."""
 
     timed = True
+    needs_origin = False
 
     def __init__(self, spec: ThresholdSpec) -> None:
         self.spec = spec
@@ -64,7 +65,7 @@ class ThresholdRule:
         self.firing = False
         self._counts = {"matches": 0, "fired": 0, "resolved": 0}
 
-    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+    def observe(self, entry: Entry, ctx: Context) -> list[Event]:
         if self._regex is not None and self._regex.search(entry.message) is None:
             return []
         self._counts["matches"] += 1
@@ -77,6 +78,7 @@ class ThresholdRule:
         ):
             return []
         self.firing = True
+        ctx.schedule(self._times[0] + self.spec.window_us)
         self._counts["fired"] += 1
         n, w = self.spec.count, human_duration(self.spec.window_us)
         labels = {"count": str(n), "window": w}

@@ -12,9 +12,9 @@ from monitor.statuses import Statuses
 from monitor.yamlview import View
 from rules.base import (
     BuildContext,
+    Context,
     ParseContext,
     Pattern,
-    Recall,
     RuleBase,
     event,
     parse_pattern,
@@ -26,7 +26,7 @@ OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)
-class Context:
+class ContextJoin:
     """Join fields from the latest match of another rule on the same host and `_PID`."""
 
     rule: str
@@ -43,7 +43,7 @@ class UnknownValueSpec:
     base: RuleBase
     pattern: Pattern
     key: str = "request_id"
-    context: Context | None = None
+    context: ContextJoin | None = None
     max_label_values: int = 50
 
     def build(self, ctx: BuildContext) -> UnknownValueRule:
@@ -65,7 +65,7 @@ def parse(view: View, base: RuleBase, ctx: ParseContext) -> UnknownValueSpec | N
         fields = cview.str_list("fields", (key,))
         window = cview.duration_us("window", "30s")
         cview.finish()
-        context = Context(rule, fields, window)
+        context = ContextJoin(rule, fields, window)
     if pattern is None:
         return None
     return UnknownValueSpec(base, pattern, key, context, max_values)
@@ -83,10 +83,11 @@ class UnknownValueRule:
         self.prefilter = spec.pattern.literals
         self._regex = spec.pattern.regex
         self._statuses = statuses
+        self.needs_origin = spec.context is not None
         self.by_status: dict[tuple[str, str], int] = {}
         self._counts = {"matches": 0, "joined": 0, "unjoined": 0, "normalizable": 0, "unknown": 0}
 
-    def observe(self, entry: Entry, recall: Recall) -> list[Event]:
+    def observe(self, entry: Entry, ctx: Context) -> list[Event]:
         m = self._regex.search(entry.message)
         if m is None:
             return []
@@ -96,7 +97,7 @@ class UnknownValueRule:
         labels = {"status": raw, "normalized": normalized}
         key = m.groupdict().get(spec.key)
         if spec.context is not None:
-            joined = recall.recall(spec.context.rule, entry, spec.context.window_us) or {}
+            joined = ctx.recall(spec.context.rule, entry, spec.context.window_us) or {}
             for f in spec.context.fields:
                 if f in joined and f != spec.key:
                     labels[f] = joined[f]

@@ -124,7 +124,22 @@ def test_entry_fields_are_read(write_entries: WriteEntries, source: OpenSource) 
     fixed = source(
         units=("aisha-bot.service",), fields=Fields(pid=False, priority=False, hostname=True)
     )
-    assert list(fixed) == [Entry(T0 + 2 * S, "two", "aisha-bot.service", 0, 6, "api-1")]
+    assert list(fixed) == [Entry(T0 + 2 * S, "two", "aisha-bot.service", -1, 6, "api-1")]
+
+
+def test_fill_reads_pid_and_host_of_the_current_entry(
+    write_entries: WriteEntries, source: OpenSource
+) -> None:
+    write_entries([
+        export_entry("one", T0, pid=4101, hostname="api-1"),
+        export_entry("two", T0 + 1, pid=4102, hostname="api-2"),
+    ])  # fmt: skip
+    src = source(fields=Fields(pid=False, priority=False, hostname=False))
+    filled = [src.fill(e) for e in src]
+    assert [(e.message, e.pid, e.hostname) for e in filled] == [
+        ("one", 4101, "api-1"),
+        ("two", 4102, "api-2"),
+    ]
 
 
 # --- hostile messages --------------------------------------------------------------------------
