@@ -20,6 +20,7 @@ from monitor.model import Entry
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_ERRORS = 100
+_PRIORITY = {str(p).encode(): p for p in range(8)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,8 @@ class JournalSource:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _step(self) -> bool:
+    def _next(self) -> bool:
+        """Advance; a read error skips the entry (counted) rather than ending the pass."""
         for _ in range(MAX_CONSECUTIVE_ERRORS):
             try:
                 return bool(self._reader._next())
@@ -116,11 +118,22 @@ class JournalSource:
         raise JournalError(f"{MAX_CONSECUTIVE_ERRORS} read errors in a row; giving up on this pass")
 
     def __iter__(self) -> Iterator[Entry]:
-        """Entries from the current position to the end of what is written now."""
+        """Entries from the current position to the end of what is written now.
+
+        The hot path of catch-up: kept flat on purpose (no per-entry helper calls)."""
         r = self._reader
-        get = r._get
+        get, next_, realtime, new = r._get, r._next, r._get_realtime, tuple.__new__
         fixed_unit, fields, limit = self._fixed_unit, self._fields, self._max
-        while self._step():
+        read_unit = fixed_unit is None and fields.unit
+        read_pid, read_priority, read_host = fields.pid, fields.priority, fields.hostname
+        unit = fixed_unit or ""
+        while True:
+            try:
+                if not next_():
+                    return
+            except OSError:
+                if not self._next():  # counts and retries
+                    return
             try:
                 raw = get("MESSAGE")
             except KeyError:
@@ -138,14 +151,21 @@ class JournalSource:
                     message = raw.decode()
                 except UnicodeDecodeError:
                     message = raw.decode("utf-8", "replace")
-            yield Entry(
-                r._get_realtime(),
+            priority = 6
+            if read_priority:
+                try:  # noqa: SIM105 - contextlib.suppress would cost a context manager per entry
+                    priority = _PRIORITY.get(get("PRIORITY"), 6)
+                except (KeyError, OSError):
+                    pass
+            # tuple.__new__ skips NamedTuple's Python-level __new__: this runs once per entry
+            yield new(Entry, (
+                realtime(),
                 message,
-                fixed_unit or (_text(get, "_SYSTEMD_UNIT") if fields.unit else ""),
-                _int(get, "_PID", 0) if fields.pid else -1,
-                _int(get, "PRIORITY", 6) if fields.priority else 6,
-                _text(get, "_HOSTNAME") if fields.hostname else "",
-            )
+                _text(get, "_SYSTEMD_UNIT") if read_unit else unit,
+                _int(get, "_PID", 0) if read_pid else -1,
+                priority,
+                _text(get, "_HOSTNAME") if read_host else "",
+            ))  # fmt: skip
 
     def fill(self, entry: Entry) -> Entry:
         """`entry` with its pid and hostname, read from the entry the reader stands on: call it
