@@ -1,4 +1,4 @@
-"""The command line (DESIGN §3): check-config and replay."""
+"""The command line: run, check-config and replay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The configuration schema (DESIGN §4): YAML in, frozen dataclasses out, every problem at once."""
+"""The configuration schema: YAML in, frozen dataclasses out, every problem at once."""
 
 from __future__ import annotations
 

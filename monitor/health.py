@@ -1,4 +1,4 @@
-"""Health checks of aisha-api (DESIGN §7): `http` and `systemd_unit`, run on their own thread so
+"""Health checks of aisha-api: `http` and `systemd_unit`, run on their own thread so
 they never block the journal loop. Changes of state become `health` events."""
 
 from __future__ import annotations

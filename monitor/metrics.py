@@ -1,4 +1,4 @@
-"""Prometheus metrics on a registry the app owns (DESIGN §8).
+"""Prometheus metrics on a registry the app owns.
 
 Counters that the rules keep (matches, label counts, unknown statuses, open pairs, durations)
 are read from a snapshot the main loop publishes after each committed batch: they are restored

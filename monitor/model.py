@@ -64,7 +64,7 @@ class Entry(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """What a rule (or later a handler or health check) reports; see DESIGN §3."""
+    """What a rule, health check or handler reports (the README, "Events", has the format)."""
 
     time_us: int
     rule: str

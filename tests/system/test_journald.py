@@ -6,7 +6,7 @@ PID 1 is not systemd on the test machines, so journald runs in a private mount n
 reaches the machine's journal. A long-lived sender moves itself into a cgroup named
 system.slice/aisha-api.service (that is where journald takes the unit from) and logs the seed's
 lines with `systemd.journal.send`. The network namespace is shared, so the test talks to the
-daemon on 127.0.0.1 as usual. See TESTING.md, "A real systemd-journald without systemd as PID 1".
+daemon on 127.0.0.1 as usual..
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """deploy/aisha-monitor.service under systemd's own tools: `systemd-analyze security` rates it
 2.0 or lower, `systemd-analyze verify` has nothing to say about it, and the directives the daemon
-relies on (DESIGN §9) are there and agree with the code."""
+relies on are there and agree with the code."""
 
 from __future__ import annotations
 
