@@ -250,14 +250,10 @@ class Daemon:
         for e in events:
             self.metrics.events.labels(e.rule, e.kind).inc()
             self.recent.append(e.to_json())
-            if e.severity is not Severity.INFO:
-                log.warning(
-                    "%s %s %s: %s",
-                    e.kind,
-                    e.rule,
-                    e.key or "-",
-                    e.message.splitlines()[0] if e.message else "",
-                )
+            first_line = e.message.splitlines()[0] if e.message else ""
+            crit = e.severity is Severity.CRITICAL and e.kind != EventKind.RESOLVED
+            level = logging.WARNING if e.kind in _NEWS or crit else logging.INFO
+            log.log(level, "%s %s: %s", e.rule, e.kind, first_line)
 
     # --- signals and reload --------------------------------------------------------------------
 
@@ -371,8 +367,6 @@ class Daemon:
             "open_pairs": sorted(pairs, key=lambda p: (not p["stalled"], p["started"])),
             "open_total": open_total,
             "stalled_total": stalled_total,
-            "alerts": [],
-            "handler_queue": [],
             "health": [r.to_json() for r in self.health.results.values()],
             "rules": rules,
         }

@@ -147,17 +147,19 @@ def test_status_page_in_a_real_browser(
     banner = re.search(r'<p class="banner (\w+)">(.*?)</p>', dom, re.S)
     assert banner, f"no banner in the rendered page:\n{dom[:2000]}"
     assert banner.group(1) == "crit", banner.group(0)
-    assert "1 recent unknown status" in banner.group(2), banner.group(0)
+    assert banner.group(2).startswith("CRITICAL: "), banner.group(0)
+    assert "1 unknown webhook status(es) in the last hour" in banner.group(2), banner.group(0)
     assert "1 stalled training" in banner.group(2), banner.group(0)
 
     stalled = section(dom, "Stalled trainings")
     assert STALLED in stalled
     assert OPEN not in stalled and UNKNOWN not in stalled
-    unknown = section(dom, "Recent unknown statuses")
+    unknown = section(dom, "Unknown webhook statuses, last hour")
     assert UNKNOWN in unknown  # the request_id joined from the line before
     assert UNKNOWN_STATUS in unknown and "completed" in unknown
     opened = section(dom, "Open trainings")
     assert OPEN in opened and UNKNOWN in opened and CLOSED not in opened
+    assert "Open trainings (2)" in dom  # the stalled one is counted above, not here
 
     png = artifacts_dir / "status-page.png"
     png.unlink(missing_ok=True)
