@@ -19,7 +19,7 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.engine import Engine, build_rules
 from monitor.health import HealthChecker
 from monitor.httpserver import Backend, HttpServer
-from monitor.journal import JournalSource, notify
+from monitor.journal import JournalError, JournalSource, notify
 from monitor.metrics import Metrics, build_families
 from monitor.model import Event, EventKind, Severity, format_time, us_to_datetime
 from monitor.replay import ReplayOptions, fields_for, open_source
@@ -103,11 +103,11 @@ class Daemon:
         self.store.drop_rules_except({r.base.name for r in engine.rules})
         return engine
 
-    def _open_source(self) -> JournalSource:
+    def _open_source(self, start: str | None = None) -> JournalSource:
         opts = ReplayOptions(directory=self.opts.journal_dir, files=self.opts.journal_files)
         source = open_source(self.config, opts, fields_for(self.engine))
         self.engine.fill = source.fill
-        mode, cursor = self.config.journal.start, self.position.cursor
+        mode, cursor = start or self.config.journal.start, self.position.cursor
         if mode == "head":
             source.seek_head()
         elif mode == "resume" and cursor:
@@ -144,8 +144,16 @@ class Daemon:
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
-                self.source.wait(0 if not self.caught_up else WAIT_SECONDS)
-                self.step()
+                try:
+                    self.source.wait(0 if not self.caught_up else WAIT_SECONDS)
+                    self.step()
+                except (JournalError, OSError) as e:
+                    # never stop on the journal: reopen it at the last committed cursor
+                    log.error(
+                        "journal read failed (%s); reopening at the last committed position", e
+                    )
+                    self.metrics.read_errors.inc()
+                    self._reopen()
                 now = time.monotonic()
                 self.last_loop = now
                 self.metrics.loop_heartbeat.set(time.time())
@@ -172,6 +180,13 @@ class Daemon:
             self.store.close()
         log.info("stopped cleanly")
         return 0
+
+    def _reopen(self) -> None:
+        if self.source is not None:
+            self.source.close()
+        # resume from the committed cursor whatever `start` says: nothing lost, nothing twice
+        self.source = self._open_source("resume")
+        self._seen_errors = (0, 0)
 
     def position_entries(self) -> int:
         return sum(self.position.unit_entries.values())
