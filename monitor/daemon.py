@@ -308,7 +308,7 @@ class Daemon:
         if journal_changed and self.source is not None:
             self.source.close()
             self._seen_errors = (0, 0)
-            self.source = self._open_source()
+            self.source = self._open_source("resume")
         self.reload_problems = []
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
