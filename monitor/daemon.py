@@ -108,9 +108,7 @@ class Daemon:
         source = open_source(self.config, opts, fields_for(self.engine))
         self.engine.fill = source.fill
         mode, cursor = start or self.config.journal.start, self.position.cursor
-        if mode == "head":
-            source.seek_head()
-        elif mode == "resume" and cursor:
+        if mode in ("resume", "head") and cursor:
             if not source.seek_cursor(cursor):
                 when = format_time(us_to_datetime(self.position.realtime_us))
                 why = "vacuumed, or another boot"
@@ -119,6 +117,8 @@ class Daemon:
                 )
                 self.metrics.cursor_resets.inc()
                 source.seek_realtime_us(self.position.realtime_us + 1)
+        elif mode == "head":
+            source.seek_head()
         else:
             source.seek_tail()
         return source

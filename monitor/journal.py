@@ -86,7 +86,10 @@ class JournalSource:
     def seek_tail(self) -> None:
         """Position after the last entry: the next read returns only new entries."""
         self._reader.seek_tail()
-        self._reader._previous()
+        if not self._reader._previous():
+            # nothing matches yet: after a failed _previous() the next _next() would skip the
+            # first entry written later, so stand at the head instead (the same place, here)
+            self._reader.seek_head()
 
     def seek_realtime_us(self, us: int) -> None:
         self._reader.seek_realtime(us / 1_000_000)
