@@ -533,3 +533,31 @@ def test_lag_is_zero_when_caught_up(live_journal: LiveJournal, make_daemon: Make
     journal = d.state()["journal"]
     assert journal["caught_up"] is True
     assert journal["lag_seconds"] == 0.0
+
+
+def test_vacuumed_cursor_resumes_at_its_time_and_is_counted(
+    live_journal: LiveJournal, make_daemon: MakeDaemon, tmp_path: Path
+) -> None:
+    """The stored cursor's file is gone (vacuum): the daemon warns, counts a cursor reset and
+    reads what was written after that time — it neither stops nor starts over at the tail."""
+    lj = live_journal
+    d = make_daemon().start()
+    lj.send([lj.app(submitted("t-before", "av-1"))])
+    wait_entries(d, 1)  # started at the tail: the primed entry before it is not read
+    assert d.stop() == 0
+    lj.close()
+    for f in lj.directory.glob("*.journal"):
+        f.unlink()  # what `journalctl --vacuum-files` does to old files
+    fresh = LiveJournal(lj.directory, tmp_path / "journal-remote-2.log")
+    try:
+        fresh.send([fresh.raw(ACCESS), *unknown_pair(fresh, "after-vacuum", "OK")])
+        fresh.wait_written()
+        d.start()
+        wait_for(lambda: d.metric(P + "journal_cursor_resets_total") == 1, 20, "a cursor reset")
+        wait_entries(d, 1 + 3)
+        (ev,) = events_of(d, "unknown_value")
+        assert ev["key"] == "after-vacuum"
+        assert open_pairs(d) == 1  # the training opened before the vacuum is still tracked
+        assert "stored cursor no longer in the journal" in d.log_text()
+    finally:
+        fresh.close()
