@@ -112,8 +112,12 @@ class Engine:
             if literal is not None:
                 if literal not in message:
                     continue
-            elif literals and not any(lit in message for lit in literals):
-                continue
+            elif literals:
+                for lit in literals:  # a plain loop: any() with a generator costs twice as much
+                    if lit in message:
+                        break
+                else:
+                    continue
             if needs_origin and entry.pid < 0 and self.fill is not None:
                 entry = self.fill(entry)
             out = rule.observe(entry, ctx)

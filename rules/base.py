@@ -30,9 +30,10 @@ class Pattern:
     literals: tuple[str, ...]
 
     def search(self, message: str) -> re.Match[str] | None:
-        if self.literals and not any(lit in message for lit in self.literals):
-            return None
-        return self.regex.search(message)
+        for literal in self.literals:
+            if literal in message:
+                return self.regex.search(message)
+        return None if self.literals else self.regex.search(message)
 
 
 @dataclass(frozen=True, slots=True)

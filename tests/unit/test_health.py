@@ -1,0 +1,82 @@
+"""Health checks against a real HTTP server on 127.0.0.1: state changes become events."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from monitor.config import HealthCheckSpec
+from monitor.health import DOWN, UNKNOWN, UP, HealthChecker, check_systemd_unit
+from monitor.metrics import Metrics
+
+
+class _Api(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[str, type[_Api]]]:
+    handler = type("Api", (_Api,), {"status": 200})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health", handler
+    server.shutdown()
+    server.server_close()
+
+
+def spec(url: str) -> HealthCheckSpec:
+    return HealthCheckSpec("api", "http", 1_000_000, 2_000_000, url=url, expect_status=200)
+
+
+def drain(checker: HealthChecker) -> list[tuple[str, str]]:
+    out = []
+    while not checker.events.empty():
+        e = checker.events.get_nowait()
+        out.append((str(e.kind), e.labels["state"]))
+    return out
+
+
+def test_http_check_up_down_up(api: tuple[str, type[_Api]]) -> None:
+    url, handler = api
+    metrics = Metrics()
+    checker = HealthChecker((spec(url),), metrics)
+    assert metrics.registry.get_sample_value("aisha_monitor_health_up", {"check": "api"}) == UNKNOWN
+    assert checker.run_one(spec(url)).up == UP
+    assert drain(checker) == []  # starting healthy is not news
+    handler.status = 503
+    result = checker.run_one(spec(url))
+    assert (result.up, result.detail) == (DOWN, "HTTP 503, expected 200")
+    assert checker.run_one(spec(url)).up == DOWN
+    handler.status = 200
+    checker.run_one(spec(url))
+    assert drain(checker) == [("health", "down"), ("resolved", "up")]
+    assert metrics.registry.get_sample_value("aisha_monitor_health_up", {"check": "api"}) == UP
+
+
+def test_unreachable_api_is_down_not_an_error() -> None:
+    checker = HealthChecker((), Metrics())
+    result = checker.run_one(spec("http://127.0.0.1:9/health"))  # discard port: refused
+    assert result.up == DOWN and "ConnectionError" in result.detail
+    assert drain(checker) == [("health", "down")]
+
+
+def test_systemd_unit_is_unknown_without_systemd() -> None:
+    unit = HealthCheckSpec("unit", "systemd_unit", 1_000_000, 2_000_000, unit="aisha-api.service")
+    up, detail = check_systemd_unit(unit)
+    if up == UNKNOWN:
+        assert detail == "systemd is not running on this machine"
+    else:  # a machine with systemd as PID 1 answers for real
+        assert up in (UP, DOWN) and "restarts" in detail
