@@ -12,7 +12,9 @@ from monitor.yamlview import View
 @dataclass(frozen=True, slots=True)
 class HandlerCommon:
     """Keys every handler has: `type`, `timeout` (10s), `max_attempts` (5), `backoff` (first
-    retry delay, doubled each time; 5s), `rate_limit` (runs per minute, 30), `dry_run`."""
+    retry delay, doubled each time; 5s), `rate_limit` (runs per minute, 30), `dry_run`, `alert`
+    (raised when a run fails or is not verified), `max_event_age` (1h: older events are
+    skipped)."""
 
     name: str
     type: str
@@ -21,6 +23,8 @@ class HandlerCommon:
     backoff_us: int
     rate_limit_per_minute: int
     dry_run: bool
+    alert: str | None = None  # raised when a run fails or its result is not verified
+    max_event_age_us: int = 3600 * 1_000_000  # older events run no handler (skipped_stale)
 
 
 class HandlerSpec(Protocol):
@@ -37,6 +41,8 @@ def parse_common(view: View, name: str) -> HandlerCommon:
         backoff_us=view.duration_us("backoff", "5s"),
         rate_limit_per_minute=view.integer("rate_limit", 30, minimum=1),
         dry_run=view.flag("dry_run", False),
+        alert=view.opt_str("alert"),
+        max_event_age_us=view.duration_us("max_event_age", "1h"),
     )
 
 

@@ -1,4 +1,4 @@
-"""The command line: run, check-config and replay."""
+"""The command line: run, check-config, replay, test-rules, explain and status."""
 
 from __future__ import annotations
 
@@ -124,6 +124,75 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_test_rules(args: argparse.Namespace) -> int:
+    from monitor import testrules
+
+    return testrules.main(args.files, sys.stdout, sys.stderr)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from monitor import explain
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    lines = list(args.lines)
+    if lines == ["-"]:
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+    priority = explain.parse_priority(args.priority)
+    if priority is None:
+        print(f"aisha-monitor explain: bad --priority {args.priority!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    opts = explain.Options(unit=args.unit, priority=priority)
+    reports = [explain.explain_line(config, line, opts) for line in lines]
+    if args.json:
+        explain.write_json(reports, sys.stdout)
+    else:
+        explain.write_text(config, reports, sys.stdout)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from monitor import statuscmd
+
+    return statuscmd.main(
+        statuscmd.StatusOptions(
+            url=args.url, timeout_s=args.timeout, token_file=args.token_file, as_json=args.json
+        ),
+        sys.stdout,
+        sys.stderr,
+    )
+
+
+def _add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tests = sub.add_parser(
+        "test-rules", help="run rule unit tests (YAML: log lines in, expected events out)"
+    )
+    tests.add_argument("files", nargs="+", metavar="FILE", help="test files")
+    tests.set_defaults(func=cmd_test_rules)
+
+    explain = sub.add_parser("explain", help="show what every rule does with the given log lines")
+    explain.add_argument("-c", "--config", help="config file (default: the embedded config.yaml)")
+    explain.add_argument(
+        "--unit", default="aisha-api.service", help="the line's unit (default: aisha-api.service)"
+    )
+    explain.add_argument(
+        "--priority", default="6", help="the line's syslog priority, 0-7 or a name (default: 6)"
+    )
+    explain.add_argument("--json", action="store_true", help="one JSON document for scripts")
+    explain.add_argument("lines", nargs="+", metavar="LINE", help="log messages, or - for stdin")
+    explain.set_defaults(func=cmd_explain)
+
+    status = sub.add_parser("status", help="ask a running daemon how it is doing")
+    status.add_argument(
+        "--url", default="http://127.0.0.1:9817", help="the daemon (default: %(default)s)"
+    )
+    status.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds (5)")
+    status.add_argument("--token-file", metavar="FILE", help="send the bearer token in FILE")
+    status.add_argument("--json", action="store_true", help="print the raw state")
+    status.set_defaults(func=cmd_status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aisha-monitor",
@@ -175,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--format", choices=["jsonl", "table"], default="jsonl")
     replay.set_defaults(func=cmd_replay)
+    _add_ops_commands(sub)
     return parser
 
 

@@ -67,6 +67,8 @@ class AlertingConfig:
     service: str = "aisha-api"
     instance: str = ""
     alerts: dict[str, AlertSpec] = field(default_factory=dict)
+    one_off_ttl_us: int = 3600 * 1_000_000  # how long an alert for a one-off event stays active
+    max_event_age_us: int = 3600 * 1_000_000  # older one-off events are reported, not alerted
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,7 @@ def load_config_text(text: str, filename: str, env: dict[str, str] | None = None
         alerting=alerting,
         health_checks=_health_checks(root, set(alerting.alerts)),
     )
-    _cross_check(root, config)
+    _cross_check(root, config, set(alerting.alerts))
     root.finish()
     problems.raise_if_any()
     return config
@@ -305,6 +307,9 @@ def _alerting(view: View | None, problems: Problems) -> AlertingConfig:
     if view is None:
         return AlertingConfig(instance=socket.gethostname())
     urls = view.str_list("alertmanager_urls")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            view.error("alertmanager_urls", f"expected http:// or https:// URLs, got {url!r}")
     alerts: dict[str, AlertSpec] = {}
     for name, aview in view.named_views("alerts"):
         if not _ALERT_NAME.match(name):
@@ -323,6 +328,8 @@ def _alerting(view: View | None, problems: Problems) -> AlertingConfig:
         service=view.text("service", "aisha-api"),
         instance=view.text("instance", socket.gethostname()),
         alerts=alerts,
+        one_off_ttl_us=view.duration_us("one_off_ttl", "1h"),
+        max_event_age_us=view.duration_us("max_event_age", "1h"),
     )
     view.finish()
     return cfg
@@ -347,10 +354,16 @@ def _health_checks(root: View, alert_names: set[str]) -> tuple[HealthCheckSpec, 
     return tuple(checks)
 
 
-def _cross_check(root: View, config: Config) -> None:
+def _cross_check(root: View, config: Config, alert_names: set[str]) -> None:
     """References between sections that a single section cannot check."""
     rule_names = {r.base.name for r in config.rules}
     hview = root.map("handlers")
+    for name, spec in config.handlers.items():
+        alert = spec.common.alert
+        if alert is not None and alert not in alert_names and hview is not None:
+            sub = hview.map(name)
+            if sub is not None:
+                sub.error("alert", f"no alerting.alerts entry named {alert!r}")
     for name, spec in config.handlers.items():
         for attr, known, what in (
             ("payload_rule", rule_names, "rule"),

@@ -15,6 +15,8 @@ from types import FrameType
 from typing import Any
 
 from monitor import __version__
+from monitor.alerter import Alerter
+from monitor.alerts import AlertBook
 from monitor.config import Config, ConfigError, load_config
 from monitor.engine import Engine, build_rules
 from monitor.health import HealthChecker
@@ -77,6 +79,8 @@ class Daemon:
             self.store.recent_events(RECENT_EVENTS), maxlen=RECENT_EVENTS
         )
         self.health = HealthChecker(config.health_checks, self.metrics)
+        self.book = AlertBook(config)
+        self.book.restore(self.store.meta("alerts") or [])
         self.source: JournalSource | None = None
         self.caught_up = False
         self.lag_s = 0.0
@@ -94,6 +98,7 @@ class Daemon:
             self.metrics, self.state_view, self.events_view, self.healthy, self.ready, token
         )
         self.http = HttpServer(opts.listen or config.http.listen, backend)
+        self.alerter = Alerter(config.alerting, self.metrics, f"http://{self.http.address}/")
 
     # --- building ------------------------------------------------------------------------------
 
@@ -129,6 +134,7 @@ class Daemon:
         self.source = self._open_source()
         self.http.start()
         self.health.start()
+        self.alerter.start()
         log.info(
             "aisha-monitor %s: %d rules, listening on http://%s/",
             __version__,
@@ -174,6 +180,7 @@ class Daemon:
                     entries_at_status, last_status = total, now
         finally:
             notify("STOPPING=1")
+            self.alerter.stop()
             self.health.stop()
             self.http.stop()
             self.source.close()
@@ -223,19 +230,30 @@ class Daemon:
             if self.caught_up:
                 events += self.engine.tick(now_us - TICK_GRACE_US)
             events += self._drain_health()
-            if not read and not events:
+            self.book.apply(events, now_us)
+            expired = self.book.expire(now_us)
+            if not read and not events and not expired:
                 self._set_lag(0.0)
+                self._send_alerts()
                 return
             position = self.position
             if read:
                 position = Position(self.source.cursor(), last_us, units)
-            self.store.commit(position, self.engine, events)
+            self.store.commit(position, self.engine, events, {"alerts": self.book.snapshot()})
             self.position = position
             self._publish()
+            self._send_alerts()
         self._set_lag(0.0 if self.caught_up else max(0.0, (now_us - last_us) / 1e6))
         self._count_source_problems()
         self.metrics.batch_seconds.observe(time.monotonic() - started)
         self._dispatch(events)
+
+    def _send_alerts(self) -> None:
+        """Alerts describe the present: published only once caught up (called under the lock)."""
+        for name, n in self.book.firing().items():
+            self.metrics.alerts_firing.labels(name).set(n)
+        if self.caught_up:
+            self.alerter.publish(self.book.sendable())
 
     def _set_lag(self, seconds: float) -> None:
         self.lag_s = seconds
@@ -300,6 +318,10 @@ class Daemon:
             journal_changed = config.journal != self.config.journal
             self.config = config
             self.engine = self._new_engine(config)
+            book = AlertBook(config)
+            book.restore(self.book.snapshot())
+            self.book = book
+            self.alerter.reconfigure(config.alerting)
             if self.source is not None:
                 self.engine.fill = self.source.fill
             self._publish()
@@ -361,6 +383,13 @@ class Daemon:
                 for r in self.engine.rules
             ]
             position = self.position
+            specs = self.config.alerting.alerts
+            alerts = [
+                {"alertname": a.alertname, "severity": a.severity, "rule": a.rule,
+                 "keys": list(a.keys), "since": format_time(us_to_datetime(a.starts_us)),
+                 "summary": specs[a.alertname].summary if a.alertname in specs else ""}
+                for a in self.book.sendable() if a.keys
+            ]  # fmt: skip
         return {
             "generated_at": format_time(us_to_datetime(now_us)),
             "version": __version__,
@@ -380,6 +409,7 @@ class Daemon:
                 "problems": self.reload_problems,
             },
             "open_pairs": sorted(pairs, key=lambda p: (not p["stalled"], p["started"])),
+            "alerts": alerts,
             "open_total": open_total,
             "stalled_total": stalled_total,
             "health": [r.to_json() for r in self.health.results.values()],

@@ -173,5 +173,16 @@ class Metrics:
         self.events = Counter(
             P + "events", "Events emitted, by rule and kind.", ["rule", "kind"], registry=r
         )
+        self.alert_deliveries = Counter(
+            P + "alert_deliveries",
+            "Deliveries to Alertmanager by outcome (sent, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("sent", "failed"):
+            self.alert_deliveries.labels(outcome)
+        self.alerts_firing = Gauge(
+            P + "alerts_firing", "Active alerts by name.", ["alertname"], registry=r
+        )
         info = Gauge(P + "build_info", "The running version.", ["version"], registry=r)
         info.labels(__version__).set(1)

@@ -139,8 +139,19 @@ class StateStore:
 
     # --- commit --------------------------------------------------------------------------------
 
-    def commit(self, position: Position, engine: Engine, events: list[Event]) -> None:
-        """One transaction: the position reached, every rule's state, and the batch's events."""
+    def meta(self, key: str) -> Any:
+        """A JSON value the daemon keeps beside the engine's (e.g. the alert book)."""
+        return self._meta(key)
+
+    def commit(
+        self,
+        position: Position,
+        engine: Engine,
+        events: list[Event],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """One transaction: the position reached, every rule's state, the batch's events, and
+        `extra` meta values (the alert book)."""
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -148,6 +159,8 @@ class StateStore:
             self._set_meta("cursor_realtime_us", position.realtime_us)
             self._set_meta("unit_entries", position.unit_entries)
             self._set_meta("engine", engine.snapshot())
+            for key, value in (extra or {}).items():
+                self._set_meta(key, value)
             db.executemany(
                 "INSERT INTO rule_state (rule, type, state) VALUES (?, ?, ?) "
                 "ON CONFLICT(rule) DO UPDATE SET type = excluded.type, state = excluded.state",

@@ -157,6 +157,14 @@ def render_status_page(state: dict[str, Any], events: list[dict[str, Any]]) -> s
         )
         for e in reversed(events[-20:])
     ]
+
+    def alert_row(a: dict[str, Any]) -> tuple[str, list[str]]:
+        keys = escape(", ".join(a["keys"][:10]))
+        cells = [escape(a["alertname"]), escape(a["severity"]), escape(a["rule"]),
+                 _when(a["since"], now), keys, escape(a["summary"])]  # fmt: skip
+        return (a["severity"], cells)
+
+    alert_rows = [alert_row(a) for a in state.get("alerts", [])]
     open_count = sum(state.get("open_total", {}).values()) - sum(
         state.get("stalled_total", {}).values()
     )
@@ -171,6 +179,8 @@ def render_status_page(state: dict[str, Any], events: list[dict[str, Any]]) -> s
  {_when(journal.get("last_entry_time"), now)}, {journal.get("entries", 0)} entries read
  · config <code>{escape(config.get("source", ""))}</code>{refused}
  · version {escape(state.get("version", ""))}</p>
+<h2>Firing alerts ({len(alert_rows)})</h2>
+{_table(["alert", "severity", "rule", "since", "request_ids", "summary"], alert_rows, "None.")}
 <h2>Stalled trainings ({len(stalled_rows)})</h2>
 {_table(["request_id", "rule", "started", "age", "labels"], stalled_rows, "None.")}
 <h2>Unknown webhook statuses, last hour ({len(unknown_rows)})</h2>

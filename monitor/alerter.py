@@ -1,0 +1,157 @@
+"""Sends the alert book to Alertmanager (API v2 only), from its own thread.
+
+Each send carries the whole current state, so a queue cannot overflow and nothing is lost while
+Alertmanager is down: once it answers again it gets what is true now. Active alerts are re-sent
+every `resend_interval` with endsAt = now + 4 x resend_interval; a resolved one is sent with
+endsAt = its resolution time for 15 minutes. Every configured URL gets every alert (an HA pair
+dedups itself); each URL has its own backoff."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from monitor.alerts import SHOWN_KEYS, Sendable
+from monitor.config import AlertingConfig
+from monitor.metrics import Metrics
+from monitor.model import format_time, us_to_datetime
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.2
+MAX_BACKOFF_S = 60.0
+TIMEOUT_S = (2.0, 5.0)  # connect, read
+
+
+@dataclass(slots=True)
+class _Target:
+    url: str
+    sent_version: int = -1
+    sent_at: float = 0.0
+    retry_at: float = 0.0
+    backoff_s: float = 0.0
+
+
+class Alerter:
+    def __init__(self, cfg: AlertingConfig, metrics: Metrics, generator_url: str) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.generator_url = generator_url
+        self._targets = [_Target(u.rstrip("/") + "/api/v2/alerts") for u in cfg.alertmanager_urls]
+        self._lock = threading.Lock()
+        self._published: tuple[Sendable, ...] = ()
+        self._version = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._session = requests.Session()
+        self._thread = threading.Thread(target=self._run, name="alerter", daemon=True)
+
+    def publish(self, alerts: tuple[Sendable, ...]) -> None:
+        """Called by the main loop after a commit, once caught up."""
+        with self._lock:
+            if alerts != self._published:
+                self._published = alerts
+                self._version += 1
+                self._wake.set()
+
+    def reconfigure(self, cfg: AlertingConfig) -> None:
+        """After a reload: new specs apply at the next send; changed URLs get fresh targets."""
+        with self._lock:
+            if cfg.alertmanager_urls != self.cfg.alertmanager_urls:
+                self._targets = [
+                    _Target(u.rstrip("/") + "/api/v2/alerts") for u in cfg.alertmanager_urls
+                ]
+            self.cfg = cfg
+            self._version += 1
+
+    def start(self) -> None:
+        if self._targets:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=3)
+
+    def payload(self, alerts: tuple[Sendable, ...], now_us: int) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        out = []
+        for a in alerts:
+            spec = cfg.alerts.get(a.alertname)
+            labels = {
+                "alertname": a.alertname,
+                "severity": a.severity,
+                "service": cfg.service,
+                "instance": cfg.instance,
+                "rule": a.rule,
+                **(spec.labels if spec else {}),
+            }
+            keys = [k for k in a.keys if k != "-"]
+            shown = ", ".join(keys[:SHOWN_KEYS]) + (
+                f" (+{len(keys) - SHOWN_KEYS} more)" if len(keys) > SHOWN_KEYS else ""
+            )
+            description = (spec.description if spec else "").strip()
+            if a.details:
+                description += ("\n" if description else "") + "\n".join(a.details[:5])
+            annotations = {
+                "summary": spec.summary if spec else a.alertname,
+                "description": description,
+            }
+            if shown:
+                annotations["request_ids"] = shown
+            if spec and spec.runbook_url:
+                annotations["runbook_url"] = spec.runbook_url
+            resolved = a.resolved_us is not None and not a.keys
+            ends_us = (
+                a.resolved_us if resolved and a.resolved_us else now_us + 4 * cfg.resend_interval_us
+            )
+            out.append({
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": format_time(us_to_datetime(a.starts_us)),
+                "endsAt": format_time(us_to_datetime(ends_us)),
+                "generatorURL": self.generator_url,
+            })  # fmt: skip
+        return out
+
+    def _run(self) -> None:
+        resend_s = self.cfg.resend_interval_us / 1e6
+        while not self._stop.is_set():
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+            with self._lock:
+                alerts, version = self._published, self._version
+            now = time.monotonic()
+            for target in self._targets:
+                due = target.sent_version != version or now - target.sent_at >= resend_s
+                if due and now >= target.retry_at and (alerts or target.sent_version != version):
+                    self._send(target, self.payload(alerts, time.time_ns() // 1000), version)
+
+    def _send(self, target: _Target, body: list[dict[str, Any]], version: int) -> None:
+        try:
+            r = self._session.post(target.url, json=body, timeout=TIMEOUT_S)
+            ok, why = r.status_code == 200, f"HTTP {r.status_code}"
+        except requests.RequestException as e:
+            ok, why = False, type(e).__name__
+        now = time.monotonic()
+        if ok:
+            target.sent_version, target.sent_at, target.backoff_s, target.retry_at = (
+                version,
+                now,
+                0.0,
+                0.0,
+            )
+            self.metrics.alert_deliveries.labels("sent").inc()
+            return
+        target.backoff_s = min(MAX_BACKOFF_S, max(1.0, target.backoff_s * 2))
+        target.retry_at = now + target.backoff_s
+        self.metrics.alert_deliveries.labels("failed").inc()
+        log.warning(
+            "alert delivery to %s failed (%s); retrying in %.0fs", target.url, why, target.backoff_s
+        )
