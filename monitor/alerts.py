@@ -15,6 +15,7 @@ from monitor.config import AlertSpec, Config
 from monitor.model import Event, EventKind, Severity
 
 ONE_OFF = frozenset({EventKind.UNKNOWN_VALUE, EventKind.MATCH})  # true once, then history
+STATEFUL = frozenset({EventKind.STALLED, EventKind.ABSENCE, EventKind.THRESHOLD, EventKind.HEALTH})
 STATEFUL_TTL_US = 24 * 3600 * 1_000_000  # a stalled training nobody resolved stops paging
 RESOLVED_RESEND_US = 15 * 60 * 1_000_000  # keep telling Alertmanager an alert resolved
 SHOWN_KEYS = 20
@@ -93,7 +94,7 @@ class AlertBook:
             elif e.kind in ONE_OFF:
                 if now_us - e.time_us <= cfg.max_event_age_us:  # stale ones are history
                     self._raise(alertname, e, key, e.time_us + cfg.one_off_ttl_us)
-            else:
+            elif e.kind in STATEFUL and e.labels.get("state") != "unknown":  # unknown is not down
                 self._raise(alertname, e, key, e.time_us + STATEFUL_TTL_US)
 
     def _handler_outcome(self, e: Event, now_us: int) -> None:

@@ -144,11 +144,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"aisha-monitor explain: bad --priority {args.priority!r}", file=sys.stderr)
         return EXIT_CONFIG
     opts = explain.Options(unit=args.unit, priority=priority)
-    reports = [explain.explain_line(config, line, opts) for line in lines]
+    reports = explain.explain_lines(config, lines, opts)
     if args.json:
         explain.write_json(reports, sys.stdout)
     else:
-        explain.write_text(config, reports, sys.stdout)
+        explain.write_text(reports, sys.stdout)
     return 0
 
 
