@@ -36,10 +36,13 @@ def active(b: AlertBook) -> dict[str, list[str]]:
 
 def test_one_alert_per_rule_with_request_ids_as_instances() -> None:
     b = book()
-    b.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0),
-             ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r2", T0 + S),
-             ev(EventKind.STALLED, "training_stalled", "t1", T0 + 2 * S),
-             ev(EventKind.PAIR_CLOSED, "training_stalled", "t2", T0 + 3 * S)], T0 + 3 * S)  # fmt: skip
+    events = [
+        ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0),
+        ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r2", T0 + S),
+        ev(EventKind.STALLED, "training_stalled", "t1", T0 + 2 * S),
+        ev(EventKind.PAIR_CLOSED, "training_stalled", "t2", T0 + 3 * S),
+    ]
+    b.apply(events, T0 + 3 * S)
     assert active(b) == {"AishaUnknownWebhookStatus": ["r1", "r2"], "AishaTrainingStalled": ["t1"]}
     assert b.firing()["AishaUnknownWebhookStatus"] == 1
     b.apply([ev(EventKind.RESOLVED, "training_stalled", "t1", T0 + 4 * S)], T0 + 4 * S)
