@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from monitor.yamlview import View
@@ -62,3 +63,49 @@ def parse_secret(view: View, key: str) -> tuple[str | None, str | None]:
     if path and env:
         view.error(f"{key}_env", f"give {key}_file or {key}_env, not both")
     return path, env
+
+
+class Outcome(enum.StrEnum):
+    """What became of a handler run (the `outcome` label of `handler` events and metrics)."""
+
+    REPLAYED = "replayed"  # the webhook was re-delivered; verification follows
+    VERIFIED = "verified"  # the service then finished the training
+    VERIFY_FAILED = (
+        "verify_failed"  # it did not, within verify_within (or reported it unknown again)
+    )
+    DONE = "done"  # an http/exec/provider run that succeeded
+    PENDING = "pending"  # the provider says the training still runs: checked again later
+    FAILED = "failed"  # this attempt failed; it is retried with backoff
+    GAVE_UP = "gave_up"  # failed max_attempts times, or failed in a way a retry cannot fix
+    SKIPPED_STALE = "skipped_stale"  # the event was older than max_event_age
+    DRY_RUN = "dry_run"  # --dry-run: logged what it would do, sent nothing
+    INTERRUPTED = "interrupted"  # the daemon stopped mid-run: not repeated (at most once)
+
+
+FINAL = frozenset({Outcome.VERIFIED, Outcome.VERIFY_FAILED, Outcome.DONE, Outcome.GAVE_UP,
+                   Outcome.SKIPPED_STALE, Outcome.DRY_RUN, Outcome.INTERRUPTED})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One handler run from the outbox: the event that asked for it, as JSON."""
+
+    id: int
+    handler: str
+    key: str
+    event: dict[str, Any]
+    attempt: int  # 1 for the first
+    payload: str | None = None  # e.g. the logged webhook body
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    detail: str
+    retry: bool = False  # FAILED and worth another attempt
+
+
+class Session(Protocol):
+    """The part of requests.Session handlers use (a real one in the daemon and the tests)."""
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any: ...

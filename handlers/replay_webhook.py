@@ -1,24 +1,59 @@
-"""`replay_webhook`: the status-normalization fallback (re-deliver a webhook with the status the
-service understands). Configuration only; delivery runs from the daemon's outbox."""
+"""`replay_webhook`: the status-normalization fallback. Re-delivers the webhook that aisha-api
+dropped, with the status it understands, to the URL in config; the daemon then watches the
+journal for the training's end line (verification)."""
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
+from typing import Any
 
-from handlers.base import HandlerCommon, parse_common, parse_url
+import requests
+
+from handlers.base import HandlerCommon, Job, Outcome, Result, Session, parse_common, parse_url
 from monitor.yamlview import View
+
+MAX_PAYLOAD_CHARS = 64 * 1024
+MAX_PAYLOAD_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayWebhookSpec:
     """Keys: `url` (aisha-api's webhook endpoint), `status_case` (lower|upper, default lower),
-    `verify_within` (default 2m), `payload_rule` (a rule capturing the logged webhook body)."""
+    `verify_within` (default 2m), `payload_rule` (a `match` rule with `key: request_id` and a
+    `payload` group: the logged webhook body to rebuild the replay from)."""
 
     common: HandlerCommon
     url: str
     status_case: str
     verify_within_us: int
     payload_rule: str | None
+
+    def wants(self, event: dict[str, Any]) -> str | None:
+        """The idempotency value for an event this handler acts on, else None: only unknown
+        statuses that normalize to a known one, with a request_id, are replayed."""
+        if event["kind"] != "unknown_value" or not event.get("key"):
+            return None
+        normalized = event["labels"].get("normalized", "")
+        return normalized or None
+
+    def run(self, job: Job, session: Session, dry_run: bool) -> Result:
+        body = build_body(job, self.status_case)
+        if dry_run or self.common.dry_run:
+            return Result(Outcome.DRY_RUN, f"would POST {body!r} to {self.url}")
+        try:
+            r = session.request("POST", self.url, json=body, timeout=self.common.timeout_us / 1e6)
+        except requests.RequestException as e:
+            return Result(Outcome.FAILED, f"POST {self.url}: {type(e).__name__}", retry=True)
+        if 200 <= r.status_code < 300:
+            return Result(
+                Outcome.REPLAYED,
+                f"POST {self.url}: HTTP {r.status_code}, status {body['status']!r}",
+            )
+        # 5xx and 429 may pass; any other 4xx will not
+        retry = r.status_code >= 500 or r.status_code == 429
+        outcome = Outcome.FAILED if retry else Outcome.GAVE_UP
+        return Result(outcome, f"POST {self.url}: HTTP {r.status_code}", retry=retry)
 
 
 def parse(view: View, name: str) -> ReplayWebhookSpec:
@@ -29,3 +64,38 @@ def parse(view: View, name: str) -> ReplayWebhookSpec:
         verify_within_us=view.duration_us("verify_within", "2m"),
         payload_rule=view.opt_str("payload_rule"),
     )
+
+
+def build_body(job: Job, status_case: str) -> dict[str, Any]:
+    """The logged body with the canonical status, else the minimal {request_id, status}."""
+    status = job.event["labels"]["normalized"]
+    status = status.upper() if status_case == "upper" else status.lower()
+    body = parse_payload(job.payload) if job.payload else None
+    if body is None or body.get("request_id") != job.key:
+        body = {"request_id": job.key}
+    body["status"] = status
+    return body
+
+
+def parse_payload(text: str) -> dict[str, Any] | None:
+    """A logged Python repr of the webhook body, read as data (ast.literal_eval, never eval),
+    within size and depth limits; None when it is not a plain dict."""
+    if len(text) > MAX_PAYLOAD_CHARS or _depth(text) > MAX_PAYLOAD_DEPTH:
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, dict) and all(isinstance(k, str) for k in value) else None
+
+
+def _depth(text: str) -> int:
+    """Bracket nesting, counted before parsing: literal_eval recurses once per level."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "{[(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "}])":
+            depth -= 1
+    return deepest

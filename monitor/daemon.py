@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from handlers.base import Outcome
 from monitor import __version__
 from monitor.alerter import Alerter
 from monitor.alerts import AlertBook
@@ -24,6 +25,7 @@ from monitor.httpserver import Backend, HttpServer
 from monitor.journal import JournalError, JournalSource, notify
 from monitor.metrics import Metrics, build_families
 from monitor.model import Event, EventKind, Severity, format_time, us_to_datetime
+from monitor.outbox import Outbox, Worker
 from monitor.replay import ReplayOptions, fields_for, open_source
 from monitor.state import Position, StateStore
 
@@ -81,6 +83,12 @@ class Daemon:
         self.health = HealthChecker(config.health_checks, self.metrics)
         self.book = AlertBook(config)
         self.book.restore(self.store.meta("alerts") or [])
+        self.outbox = Outbox(config, self.store.db, dry_run=opts.dry_run)
+        self.worker = Worker(config, opts.dry_run)
+        self._pending_events = self.outbox.recover(time.time_ns() // 1000)
+        for name in config.handlers:
+            for outcome in Outcome:
+                self.metrics.handler_runs.labels(name, str(outcome))
         self.source: JournalSource | None = None
         self.caught_up = False
         self.lag_s = 0.0
@@ -93,6 +101,7 @@ class Daemon:
         self._publish()
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
+        self.metrics.loop_heartbeat.set(time.time())  # not 0 before the first round
         token = _read_token(config.http.token_file)
         backend = Backend(
             self.metrics, self.state_view, self.events_view, self.healthy, self.ready, token
@@ -104,6 +113,7 @@ class Daemon:
 
     def _new_engine(self, config: Config) -> Engine:
         engine = Engine(build_rules(config), config.journal.max_message_bytes)
+        engine.collect_ended = True  # replays are verified by their training's end line
         self.store.restore(engine)
         self.store.drop_rules_except({r.base.name for r in engine.rules})
         return engine
@@ -135,6 +145,7 @@ class Daemon:
         self.http.start()
         self.health.start()
         self.alerter.start()
+        self.worker.start()
         log.info(
             "aisha-monitor %s: %d rules, listening on http://%s/",
             __version__,
@@ -180,6 +191,9 @@ class Daemon:
                     entries_at_status, last_status = total, now
         finally:
             notify("STOPPING=1")
+            self.worker.stop()
+            with self.lock:
+                self._apply_results_at_exit()
             self.alerter.stop()
             self.health.stop()
             self.http.stop()
@@ -230,23 +244,64 @@ class Daemon:
             if self.caught_up:
                 events += self.engine.tick(now_us - TICK_GRACE_US)
             events += self._drain_health()
+            events += self._handler_events(events, now_us)
             self.book.apply(events, now_us)
             expired = self.book.expire(now_us)
-            if not read and not events and not expired:
+            if not read and not events and not expired and not self.outbox.has_ops():
                 self._set_lag(0.0)
                 self._send_alerts()
+                self._hand_out(now_us)
                 return
             position = self.position
             if read:
                 position = Position(self.source.cursor(), last_us, units)
-            self.store.commit(position, self.engine, events, {"alerts": self.book.snapshot()})
+            extra = {"alerts": self.book.snapshot()}
+            self.store.commit(position, self.engine, events, extra, (self.outbox.flush,))
+            self.outbox.arm_watches()
             self.position = position
             self._publish()
             self._send_alerts()
+            self._hand_out(now_us)
         self._set_lag(0.0 if self.caught_up else max(0.0, (now_us - last_us) / 1e6))
         self._count_source_problems()
         self.metrics.batch_seconds.observe(time.monotonic() - started)
         self._dispatch(events)
+
+    def _handler_events(self, events: list[Event], now_us: int) -> list[Event]:
+        """Workers' results, verifications and new jobs: events of their own (under the lock)."""
+        out, self._pending_events = self._pending_events, []
+        while not self.worker.results.empty():
+            job, source_rule, result = self.worker.results.get_nowait()
+            out += self.outbox.apply(job, source_rule, result, now_us)
+        out += self.outbox.verify(self.engine.take_ended(), events, now_us)
+        out += self.outbox.enqueue(events, now_us, self._payload_of)
+        return out
+
+    def _payload_of(self, spec: object, key: str) -> str | None:
+        rule = getattr(spec, "payload_rule", None)
+        groups = self.engine.keyed_groups(rule, key) if rule else None
+        return groups.get("payload") if groups else None
+
+    def _hand_out(self, now_us: int) -> None:
+        """Jobs due now go to the worker, marked running in a commit of their own first."""
+        due = self.outbox.due(now_us)
+        if due:
+            self.store.write(self.outbox.flush)
+            for item in due:
+                self.worker.jobs.put(item)
+
+    def _apply_results_at_exit(self) -> None:
+        """Results that came back while stopping are recorded, not lost."""
+        now_us = time.time_ns() // 1000
+        events: list[Event] = []
+        while not self.worker.results.empty():
+            job, source_rule, result = self.worker.results.get_nowait()
+            events += self.outbox.apply(job, source_rule, result, now_us)
+        if events or self.outbox.has_ops():
+            self.book.apply(events, now_us)
+            self.store.commit(self.position, self.engine, events, {"alerts": self.book.snapshot()},
+                              (self.outbox.flush,))  # fmt: skip
+            self._dispatch(events)
 
     def _send_alerts(self) -> None:
         """Alerts describe the present: published only once caught up (called under the lock)."""
@@ -282,6 +337,8 @@ class Daemon:
         """After the commit: count, remember for the API, log what a person should see."""
         for e in events:
             self.metrics.events.labels(e.rule, e.kind).inc()
+            if e.kind == EventKind.HANDLER:
+                self.metrics.handler_runs.labels(e.labels["handler"], e.labels["outcome"]).inc()
             self.recent.append(e.to_json())
             first_line = e.message.splitlines()[0] if e.message else ""
             crit = e.severity is Severity.CRITICAL and e.kind != EventKind.RESOLVED
@@ -410,6 +467,7 @@ class Daemon:
             },
             "open_pairs": sorted(pairs, key=lambda p: (not p["stalled"], p["started"])),
             "alerts": alerts,
+            "handler_queue": {"open": self.outbox.queue_size(), "recent": self.outbox.recent(20)},
             "open_total": open_total,
             "stalled_total": stalled_total,
             "health": [r.to_json() for r in self.health.results.values()],

@@ -12,6 +12,7 @@ from monitor.model import Entry, Event
 from rules.base import BuildContext, Rule
 
 _RECALL_LIMIT = 10_000  # (rule, host, pid) slots kept for context joins
+_KEYED_LIMIT = 10_000  # (rule, key) payloads kept for handlers
 
 
 class RecentMatches:
@@ -51,7 +52,10 @@ def build_rules(config: Config) -> list[Rule]:
     remembered = frozenset(
         c.rule for spec in config.rules if (c := getattr(spec, "context", None)) is not None
     )
-    ctx = BuildContext(statuses=config.statuses, remembered=remembered)
+    keyed = frozenset(
+        r for h in config.handlers.values() if (r := getattr(h, "payload_rule", None)) is not None
+    )
+    ctx = BuildContext(statuses=config.statuses, remembered=remembered, keyed=keyed)
     return [spec.build(ctx) for spec in config.rules]
 
 
@@ -84,6 +88,19 @@ class Engine:
         self.uses_priority = any(r.base.priority is not None for r in self.rules)
         self.uses_origin = any(r.needs_origin for r in self.rules)
         self._context = _EngineContext(self)
+        self.ended: list[tuple[str, str, int]] = []
+        self.collect_ended = False  # the daemon drains them; replay does not want them
+        # the latest groups per (rule, key) of rules that handlers read payloads from; bounded,
+        # and not persisted: after a restart a replay falls back to {request_id, status}
+        self.keyed: OrderedDict[tuple[str, str], Mapping[str, str]] = OrderedDict()
+
+    def take_ended(self) -> list[tuple[str, str, int]]:
+        """(rule, key, time) of every pair end seen since the last call (fallback verification)."""
+        ended, self.ended = self.ended, []
+        return ended
+
+    def keyed_groups(self, rule: str, key: str) -> Mapping[str, str] | None:
+        return self.keyed.get((rule, key))
 
     def schedule(self, deadline_us: int) -> None:
         """Tick no later than `deadline_us` (rules call it through their Context)."""
@@ -170,3 +187,14 @@ class _EngineContext:
 
     def schedule(self, deadline_us: int) -> None:
         self._engine.schedule(deadline_us)
+
+    def remember_keyed(self, rule: str, key: str, groups: Mapping[str, str]) -> None:
+        keyed = self._engine.keyed
+        keyed[(rule, key)] = groups
+        keyed.move_to_end((rule, key))
+        if len(keyed) > _KEYED_LIMIT:
+            keyed.popitem(last=False)
+
+    def ended(self, rule: str, key: str, t_us: int) -> None:
+        if self._engine.collect_ended:
+            self._engine.ended.append((rule, key, t_us))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -181,8 +181,15 @@ class Metrics:
         )
         for outcome in ("sent", "failed"):
             self.alert_deliveries.labels(outcome)
+        self.handler_runs = Counter(
+            P + "handler_runs",
+            "Handler runs by handler and outcome.",
+            ["handler", "outcome"],
+            registry=r,
+        )
         self.alerts_firing = Gauge(
             P + "alerts_firing", "Active alerts by name.", ["alertname"], registry=r
         )
+        ProcessCollector(registry=r)  # process_start_time_seconds: crash loops; memory; fds
         info = Gauge(P + "build_info", "The running version.", ["version"], registry=r)
         info.labels(__version__).set(1)

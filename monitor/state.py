@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ class StateStore:
         engine: Engine,
         events: list[Event],
         extra: dict[str, Any] | None = None,
+        writers: tuple[Callable[[sqlite3.Connection], None], ...] = (),
     ) -> None:
         """One transaction: the position reached, every rule's state, the batch's events, and
         `extra` meta values (the alert book)."""
@@ -161,6 +163,8 @@ class StateStore:
             self._set_meta("engine", engine.snapshot())
             for key, value in (extra or {}).items():
                 self._set_meta(key, value)
+            for write in writers:
+                write(db)
             db.executemany(
                 "INSERT INTO rule_state (rule, type, state) VALUES (?, ?, ?) "
                 "ON CONFLICT(rule) DO UPDATE SET type = excluded.type, state = excluded.state",
@@ -185,6 +189,22 @@ class StateStore:
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            raise
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for the outbox (main thread only)."""
+        return self._db
+
+    def write(self, writer: Callable[[sqlite3.Connection], None]) -> None:
+        """One small transaction of its own (e.g. marking jobs running before they run)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            writer(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
             raise
 
     def _write_rows(self, name: str, rule: KeyedRule) -> None:

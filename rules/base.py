@@ -56,6 +56,7 @@ class BuildContext:
 
     statuses: Statuses = field(default_factory=Statuses)
     remembered: frozenset[str] = frozenset()  # rules that others join context from
+    keyed: frozenset[str] = frozenset()  # rules whose groups are kept by key (handler payloads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,14 @@ class Context(Protocol):
 
     def schedule(self, deadline_us: int) -> None:
         """Ask for a tick at `deadline_us` (a rule calls it when it sets a new deadline)."""
+        ...
+
+    def remember_keyed(self, rule: str, key: str, groups: Mapping[str, str]) -> None:
+        """Keep `groups` as this rule's latest match for `key` (e.g. a request_id)."""
+        ...
+
+    def ended(self, rule: str, key: str, t_us: int) -> None:
+        """A pair rule saw an end line for `key`, whether or not the pair was open."""
         ...
 
 

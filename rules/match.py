@@ -39,7 +39,11 @@ class MatchSpec:
     key: str | None = None
 
     def build(self, ctx: BuildContext) -> MatchRule:
-        return MatchRule(self, remember=self.base.name in ctx.remembered)
+        return MatchRule(
+            self,
+            remember=self.base.name in ctx.remembered,
+            keyed=self.key is not None and self.base.name in ctx.keyed,
+        )
 
 
 def parse(view: View, base: RuleBase, ctx: ParseContext) -> MatchSpec | None:
@@ -71,12 +75,13 @@ class MatchRule:
 
     timed = False
 
-    def __init__(self, spec: MatchSpec, *, remember: bool = False) -> None:
+    def __init__(self, spec: MatchSpec, *, remember: bool = False, keyed: bool = False) -> None:
         self.spec = spec
         self.base = spec.base
         self.prefilter = spec.pattern.literals
         self._regex = spec.pattern.regex
         self._remember = remember
+        self._keyed = keyed
         self.needs_origin = remember
         self._emit = spec.emit or spec.base.alert is not None or spec.base.handler is not None
         self._seen: dict[str, set[str]] = {label: set() for label in spec.labels}
@@ -93,6 +98,8 @@ class MatchRule:
             self.by_labels[values] = self.by_labels.get(values, 0) + 1
         if self._remember:
             ctx.remember(self.base.name, entry, labels_of(m))
+        if self._keyed and self.spec.key and m.group(self.spec.key):
+            ctx.remember_keyed(self.base.name, m.group(self.spec.key), labels_of(m))
         if not self._emit:
             return []
         key = m.group(self.spec.key) if self.spec.key else None

@@ -107,6 +107,7 @@ class PairRule:
             m = pattern.search(message)
             if m is not None:
                 self._counts["matches"] += 1
+                ctx.ended(self.base.name, m.group(key), entry.realtime_us)
                 return self._end(m.group(key), entry.realtime_us, labels_of(m, (key,)))
         for pattern in self.spec.start:
             m = pattern.search(message)

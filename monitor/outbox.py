@@ -1,0 +1,385 @@
+"""The handler outbox: jobs asked for by events, kept in the state store so that a restart
+neither loses a pending run nor repeats a finished one.
+
+Only the main loop writes it, inside its batch transaction: it enqueues jobs (idempotency key
+unique), marks a job `running` and commits BEFORE a worker thread sees it (so a run interrupted
+by a crash is reported, never repeated: at most once), applies the workers' results, and
+verifies replays against the journal (the watch is armed when the job is queued, before the
+POST: the API may log the completion before its response arrives)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from handlers.base import HandlerSpec, Job, Outcome, Result
+from handlers.replay_webhook import ReplayWebhookSpec
+from monitor.config import Config
+from monitor.model import Event, EventKind, Severity
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, handler TEXT NOT NULL, idem_key TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL, source_rule TEXT NOT NULL, event TEXT NOT NULL, payload TEXT,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at_us INTEGER NOT NULL,
+    verify_deadline_us INTEGER, outcome TEXT, detail TEXT, updated_us INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_at_us);
+"""
+PENDING, RUNNING, VERIFYING, DONE = "pending", "running", "verifying", "done"
+_SEVERITY = {
+    Outcome.VERIFY_FAILED: Severity.CRITICAL,
+    Outcome.GAVE_UP: Severity.CRITICAL,
+    Outcome.INTERRUPTED: Severity.WARNING,
+    Outcome.FAILED: Severity.WARNING,
+}
+
+
+@dataclass(slots=True)
+class _Watch:
+    job_id: int
+    handler: str
+    source_rule: str
+    deadline_us: int | None = None  # set once the replay was delivered
+
+
+@dataclass(slots=True)
+class Outbox:
+    config: Config
+    db: sqlite3.Connection
+    dry_run: bool = False
+    watching: dict[str, _Watch] = field(default_factory=dict)  # request_id -> replay job
+    _ops: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    _inflight: set[int] = field(default_factory=set)
+    _runs: dict[str, list[float]] = field(default_factory=dict)  # handler -> recent start times
+
+    def __post_init__(self) -> None:
+        self.db.executescript(SCHEMA)
+
+    # --- start-up ------------------------------------------------------------------------------
+
+    def recover(self, now_us: int) -> list[Event]:
+        """After a restart: runs that were in flight are reported, not repeated; replays still
+        being verified are watched again."""
+        events = []
+        rows = self.db.execute(
+            "SELECT id, handler, key, source_rule FROM jobs WHERE state = ?", (RUNNING,)
+        )
+        for job_id, handler, key, source_rule in rows.fetchall():
+            detail = (
+                "the daemon stopped during this run; not repeated (it may or may not have happened)"
+            )
+            events.append(
+                self._finish(job_id, handler, key, source_rule, Outcome.INTERRUPTED, detail, now_us)
+            )
+        rows = self.db.execute(
+            "SELECT id, handler, key, source_rule, state, verify_deadline_us FROM jobs "
+            "WHERE state IN (?, ?)",
+            (PENDING, VERIFYING),
+        )
+        for job_id, handler, key, source_rule, state, deadline in rows.fetchall():
+            if isinstance(self.config.handlers.get(handler), ReplayWebhookSpec):
+                self.watching[key] = _Watch(
+                    job_id, handler, source_rule, deadline if state == VERIFYING else None
+                )
+        return events
+
+    # --- what the main loop calls inside a batch -----------------------------------------------
+
+    def enqueue(self, events: list[Event], now_us: int, payload_of: Any) -> list[Event]:
+        """Jobs for the events whose rule names a handler; returns `skipped_stale` events."""
+        out = []
+        rule_handler = {r.base.name: r.base.handler for r in self.config.rules if r.base.handler}
+        for e in events:
+            name = rule_handler.get(e.rule)
+            spec = self.config.handlers.get(name) if name else None
+            if spec is None or name is None:
+                continue
+            data = e.to_json()
+            value = _wants(spec, data)
+            if value is None:
+                continue
+            key = e.key or "-"
+            idem = f"{name}|{e.rule}|{key}|{value}"
+            stale = now_us - e.time_us > spec.common.max_event_age_us
+            payload = payload_of(spec, key)
+            self._ops.append(
+                (
+                    "INSERT OR IGNORE INTO jobs (handler, idem_key, key, source_rule, event,"
+                    " payload, state, next_at_us, outcome, updated_us)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        idem,
+                        key,
+                        e.rule,
+                        json.dumps(data, ensure_ascii=False),
+                        payload,
+                        DONE if stale else PENDING,
+                        now_us,
+                        Outcome.SKIPPED_STALE if stale else None,
+                        now_us,
+                    ),
+                )
+            )
+            if stale:
+                age = (now_us - e.time_us) // 1_000_000
+                out.append(
+                    _event(now_us, e.rule, key, name, Outcome.SKIPPED_STALE, f"event {age}s old")
+                )
+        return out
+
+    def has_ops(self) -> bool:
+        return bool(self._ops)
+
+    def flush(self, db: sqlite3.Connection) -> None:
+        """Run the queued statements (inside the store's commit transaction)."""
+        for sql, args in self._ops:
+            db.execute(sql, args)
+        self._ops.clear()
+
+    def arm_watches(self) -> None:
+        """After a commit: watch the replays just queued (their ids exist now)."""
+        rows = self.db.execute(
+            "SELECT id, handler, key, source_rule FROM jobs WHERE state = ?", (PENDING,)
+        )
+        for job_id, handler, key, source_rule in rows.fetchall():
+            if key not in self.watching and isinstance(
+                self.config.handlers.get(handler), ReplayWebhookSpec
+            ):
+                self.watching[key] = _Watch(job_id, handler, source_rule)
+
+    def verify(
+        self, ended: list[tuple[str, str, int]], events: list[Event], now_us: int
+    ) -> list[Event]:
+        """Replays whose training ended are verified; another unknown status for the same
+        request, or the deadline passing, fails them."""
+        out = []
+        for _rule, key, t in ended:
+            w = self.watching.pop(key, None)
+            if w is not None:
+                out.append(
+                    self._finish(
+                        w.job_id,
+                        w.handler,
+                        key,
+                        w.source_rule,
+                        Outcome.VERIFIED,
+                        "the training's end line arrived",
+                        t,
+                    )
+                )
+        for e in events:
+            w = self.watching.get(e.key or "")
+            if e.kind == EventKind.UNKNOWN_VALUE and w is not None and w.deadline_us is not None:
+                del self.watching[e.key or ""]
+                out.append(
+                    self._finish(
+                        w.job_id,
+                        w.handler,
+                        e.key or "",
+                        w.source_rule,
+                        Outcome.VERIFY_FAILED,
+                        "the service reported the status unknown again",
+                        e.time_us,
+                    )
+                )
+        for key, w in list(self.watching.items()):
+            if w.deadline_us is not None and w.deadline_us <= now_us:
+                del self.watching[key]
+                out.append(
+                    self._finish(
+                        w.job_id,
+                        w.handler,
+                        key,
+                        w.source_rule,
+                        Outcome.VERIFY_FAILED,
+                        "no end line within verify_within",
+                        w.deadline_us,
+                    )
+                )
+        return out
+
+    def apply(self, job: Job, source_rule: str, result: Result, now_us: int) -> list[Event]:
+        """A worker's result for `job`."""
+        self._inflight.discard(job.id)
+        spec = self.config.handlers[job.handler]
+        outcome, detail = result.outcome, result.detail
+        if outcome == Outcome.REPLAYED and isinstance(spec, ReplayWebhookSpec):
+            w = self.watching.get(job.key)
+            if w is not None and w.job_id == job.id:
+                w.deadline_us = now_us + spec.verify_within_us
+                self._update(
+                    job.id, VERIFYING, outcome, detail, now_us, verify_deadline_us=w.deadline_us
+                )
+            return [_event(now_us, source_rule, job.key, job.handler, outcome, detail)]
+        if outcome == Outcome.FAILED and result.retry and job.attempt < spec.common.max_attempts:
+            delay = spec.common.backoff_us * 2 ** (job.attempt - 1)
+            self._update(job.id, PENDING, outcome, detail, now_us, next_at_us=now_us + delay)
+            return [
+                _event(
+                    now_us,
+                    source_rule,
+                    job.key,
+                    job.handler,
+                    outcome,
+                    f"{detail}; retry in {delay // 1_000_000}s",
+                )
+            ]
+        if outcome == Outcome.FAILED:
+            outcome = Outcome.GAVE_UP
+            detail = f"{detail}; gave up after {job.attempt} attempt(s)"
+        w = self.watching.get(job.key)
+        if w is not None and w.job_id == job.id:
+            del self.watching[job.key]
+        return [self._finish(job.id, job.handler, job.key, source_rule, outcome, detail, now_us)]
+
+    def due(self, now_us: int) -> list[tuple[Job, str]]:
+        """Pending jobs due now, within each handler's rate limit; marked running (queued
+        statements: commit them before a worker sees the jobs)."""
+        rows = self.db.execute(
+            "SELECT id, handler, key, source_rule, event, payload, attempts FROM jobs "
+            "WHERE state = ? AND next_at_us <= ? ORDER BY id LIMIT 100",
+            (PENDING, now_us),
+        ).fetchall()
+        out = []
+        now = time.monotonic()
+        for job_id, handler, key, source_rule, event, payload, attempts in rows:
+            spec = self.config.handlers.get(handler)
+            if spec is None or job_id in self._inflight:
+                continue
+            recent = [t for t in self._runs.get(handler, []) if now - t < 60]
+            if len(recent) >= spec.common.rate_limit_per_minute:
+                continue  # stays pending: the rate limit holds it back
+            self._runs[handler] = [*recent, now]
+            self._inflight.add(job_id)
+            self._ops.append(
+                (
+                    "UPDATE jobs SET state = ?, attempts = attempts + 1, updated_us = ?"
+                    " WHERE id = ?",
+                    (RUNNING, now_us, job_id),
+                )
+            )
+            out.append(
+                (Job(job_id, handler, key, json.loads(event), attempts + 1, payload), source_rule)
+            )
+        return out
+
+    def queue_size(self) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE state IN (?, ?, ?)", (PENDING, RUNNING, VERIFYING)
+        )
+        return int(row.fetchone()[0])
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, handler, key, state, attempts, outcome, detail, updated_us FROM jobs "
+            "ORDER BY updated_us DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        cols = ("id", "handler", "key", "state", "attempts", "outcome", "detail", "updated_us")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _update(
+        self,
+        job_id: int,
+        state: str,
+        outcome: Outcome,
+        detail: str,
+        now_us: int,
+        *,
+        next_at_us: int | None = None,
+        verify_deadline_us: int | None = None,
+    ) -> None:
+        self._ops.append(
+            (
+                "UPDATE jobs SET state = ?, outcome = ?, detail = ?, updated_us = ?,"
+                " next_at_us = COALESCE(?, next_at_us),"
+                " verify_deadline_us = COALESCE(?, verify_deadline_us)"
+                " WHERE id = ?",
+                (
+                    state,
+                    str(outcome),
+                    detail[:1000],
+                    now_us,
+                    next_at_us,
+                    verify_deadline_us,
+                    job_id,
+                ),
+            )
+        )
+
+    def _finish(
+        self,
+        job_id: int,
+        handler: str,
+        key: str,
+        source_rule: str,
+        outcome: Outcome,
+        detail: str,
+        when_us: int,
+    ) -> Event:
+        self._update(job_id, DONE, outcome, detail, when_us)
+        return _event(when_us, source_rule, key, handler, outcome, detail)
+
+
+def _wants(spec: HandlerSpec, event: dict[str, Any]) -> str | None:
+    wants = getattr(spec, "wants", None)
+    if wants is not None:
+        return wants(event)  # type: ignore[no-any-return]
+    return None if event["kind"] == "resolved" else str(event["kind"])
+
+
+def _event(when_us: int, rule: str, key: str, handler: str, outcome: Outcome, detail: str) -> Event:
+    labels = {"handler": handler, "outcome": str(outcome), "source_rule": rule}
+    severity = _SEVERITY.get(outcome, Severity.INFO)
+    return Event(
+        when_us, rule, EventKind.HANDLER, severity, key, labels, f"{handler} {outcome}: {detail}"
+    )
+
+
+class Worker:
+    """Runs handler jobs off the main loop, one at a time, and hands back results."""
+
+    def __init__(self, config: Config, dry_run: bool) -> None:
+        self.config = config
+        self.dry_run = dry_run
+        self.jobs: queue.Queue[tuple[Job, str] | None] = queue.Queue()
+        self.results: queue.Queue[tuple[Job, str, Result]] = queue.Queue()
+        self._session = requests.Session()
+        self._thread = threading.Thread(target=self._run, name="handlers", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+        if self._thread.is_alive():
+            # a run still in flight is reported as interrupted at the next start (at most once)
+            self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        while (item := self.jobs.get()) is not None:
+            job, source_rule = item
+            spec = self.config.handlers.get(job.handler)
+            try:
+                run = getattr(spec, "run", None)
+                if run is None:
+                    result = Result(Outcome.GAVE_UP, f"handler type {job.handler!r} cannot run yet")
+                else:
+                    result = run(job, self._session, self.dry_run)
+            except Exception as e:
+                log.exception("handler %s failed on %s", job.handler, job.key)
+                result = Result(Outcome.FAILED, f"{type(e).__name__}: {e}", retry=True)
+            self.results.put((job, source_rule, result))
