@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+import requests
 
 from monitor.yamlview import View
 
@@ -82,8 +85,17 @@ class Outcome(enum.StrEnum):
     INTERRUPTED = "interrupted"  # the daemon stopped mid-run: not repeated (at most once)
 
 
-FINAL = frozenset({Outcome.VERIFIED, Outcome.VERIFY_FAILED, Outcome.DONE, Outcome.GAVE_UP,
-                   Outcome.SKIPPED_STALE, Outcome.DRY_RUN, Outcome.INTERRUPTED})  # fmt: skip
+FINAL = frozenset(
+    {
+        Outcome.VERIFIED,
+        Outcome.VERIFY_FAILED,
+        Outcome.DONE,
+        Outcome.GAVE_UP,
+        Outcome.SKIPPED_STALE,
+        Outcome.DRY_RUN,
+        Outcome.INTERRUPTED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +117,20 @@ class Result:
     retry: bool = False  # FAILED and worth another attempt
 
 
-class Session(Protocol):
-    """The part of requests.Session handlers use (a real one in the daemon and the tests)."""
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What a handler run gets besides its job."""
 
-    def request(self, method: str, url: str, **kwargs: Any) -> Any: ...
+    session: requests.Session  # one per worker, explicit timeouts on every call
+    dry_run: bool
+    handlers: Mapping[str, HandlerSpec]  # another handler's config (provider_status -> replay)
+    env: Mapping[str, str]
+
+
+def read_secret(path: str | None, env_name: str | None, env: Mapping[str, str]) -> str | None:
+    """A secret from a file (e.g. a systemd credential) or an environment variable; None when
+    neither is set. Never logged."""
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    return env.get(env_name) if env_name else None

@@ -1,22 +1,58 @@
-"""`http`: POST the event as JSON to a configured URL (chat-ops, ticketing). Configuration only;
-requests run from the daemon's outbox."""
+"""`http`: POST the event as JSON to a configured URL (chat-ops, ticketing)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handlers.base import HandlerCommon, parse_common, parse_secret, parse_url
+import requests
+
+from handlers.base import (
+    HandlerCommon,
+    Job,
+    Outcome,
+    Result,
+    RunContext,
+    parse_common,
+    parse_secret,
+    parse_url,
+    read_secret,
+)
 from monitor.yamlview import View
 
 
 @dataclass(frozen=True, slots=True)
 class HttpSpec:
-    """Keys: `url`, `token_file` / `token_env` (sent as a bearer token)."""
+    """Keys: `url`, `token_file` / `token_env` (sent as a bearer token). Acts on every event
+    of its rules but `resolved`."""
 
     common: HandlerCommon
     url: str
     token_file: str | None
     token_env: str | None
+
+    def run(self, job: Job, ctx: RunContext) -> Result:
+        if ctx.dry_run or self.common.dry_run:
+            return Result(Outcome.DRY_RUN, f"would POST the event to {self.url}")
+        token = read_secret(self.token_file, self.token_env, ctx.env)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            r = ctx.session.request(
+                "POST",
+                self.url,
+                json=job.event,
+                headers=headers,
+                timeout=self.common.timeout_us / 1e6,
+            )
+        except requests.RequestException as e:
+            return Result(Outcome.FAILED, f"POST {self.url}: {type(e).__name__}", retry=True)
+        if 200 <= r.status_code < 300:
+            return Result(Outcome.DONE, f"POST {self.url}: HTTP {r.status_code}")
+        retry = r.status_code >= 500 or r.status_code == 429
+        return Result(
+            Outcome.FAILED if retry else Outcome.GAVE_UP,
+            f"POST {self.url}: HTTP {r.status_code}",
+            retry=retry,
+        )
 
 
 def parse(view: View, name: str) -> HttpSpec:

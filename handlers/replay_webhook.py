@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from handlers.base import HandlerCommon, Job, Outcome, Result, Session, parse_common, parse_url
+from handlers.base import HandlerCommon, Job, Outcome, Result, RunContext, parse_common, parse_url
 from monitor.yamlview import View
 
 MAX_PAYLOAD_CHARS = 64 * 1024
@@ -37,12 +37,16 @@ class ReplayWebhookSpec:
         normalized = event["labels"].get("normalized", "")
         return normalized or None
 
-    def run(self, job: Job, session: Session, dry_run: bool) -> Result:
-        body = build_body(job, self.status_case)
-        if dry_run or self.common.dry_run:
+    def run(self, job: Job, ctx: RunContext) -> Result:
+        return self.post(build_body(job, self.status_case), ctx)
+
+    def post(self, body: dict[str, Any], ctx: RunContext) -> Result:
+        """Deliver `body` to the webhook endpoint (also used by provider_status)."""
+        if ctx.dry_run or self.common.dry_run:
             return Result(Outcome.DRY_RUN, f"would POST {body!r} to {self.url}")
         try:
-            r = session.request("POST", self.url, json=body, timeout=self.common.timeout_us / 1e6)
+            timeout = self.common.timeout_us / 1e6
+            r = ctx.session.request("POST", self.url, json=body, timeout=timeout)
         except requests.RequestException as e:
             return Result(Outcome.FAILED, f"POST {self.url}: {type(e).__name__}", retry=True)
         if 200 <= r.status_code < 300:

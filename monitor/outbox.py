@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 import requests
 
-from handlers.base import HandlerSpec, Job, Outcome, Result
+from handlers.base import HandlerSpec, Job, Outcome, Result, RunContext
 from handlers.replay_webhook import ReplayWebhookSpec
 from monitor.config import Config
 from monitor.model import Event, EventKind, Severity
@@ -222,6 +223,10 @@ class Outbox:
                     job.id, VERIFYING, outcome, detail, now_us, verify_deadline_us=w.deadline_us
                 )
             return [_event(now_us, source_rule, job.key, job.handler, outcome, detail)]
+        if outcome == Outcome.PENDING:  # the provider is still working on it: ask again later
+            later = now_us + getattr(spec, "recheck_interval_us", spec.common.backoff_us)
+            self._update(job.id, PENDING, outcome, detail, now_us, next_at_us=later)
+            return [_event(now_us, source_rule, job.key, job.handler, outcome, detail)]
         if outcome == Outcome.FAILED and result.retry and job.attempt < spec.common.max_attempts:
             delay = spec.common.backoff_us * 2 ** (job.attempt - 1)
             self._update(job.id, PENDING, outcome, detail, now_us, next_at_us=now_us + delay)
@@ -357,7 +362,7 @@ class Worker:
         self.dry_run = dry_run
         self.jobs: queue.Queue[tuple[Job, str] | None] = queue.Queue()
         self.results: queue.Queue[tuple[Job, str, Result]] = queue.Queue()
-        self._session = requests.Session()
+        self._ctx = RunContext(requests.Session(), dry_run, config.handlers, dict(os.environ))
         self._thread = threading.Thread(target=self._run, name="handlers", daemon=True)
 
     def start(self) -> None:
@@ -375,10 +380,7 @@ class Worker:
             spec = self.config.handlers.get(job.handler)
             try:
                 run = getattr(spec, "run", None)
-                if run is None:
-                    result = Result(Outcome.GAVE_UP, f"handler type {job.handler!r} cannot run yet")
-                else:
-                    result = run(job, self._session, self.dry_run)
+                result = run(job, self._ctx) if run else Result(Outcome.GAVE_UP, "no such handler")
             except Exception as e:
                 log.exception("handler %s failed on %s", job.handler, job.key)
                 result = Result(Outcome.FAILED, f"{type(e).__name__}: {e}", retry=True)

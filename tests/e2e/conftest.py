@@ -1,0 +1,160 @@
+"""End-to-end fixtures: an aisha-api emulator that logs into the live journal, and a real
+Alertmanager on 127.0.0.1."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.daemon_fixtures import (
+    LiveJournal,
+    free_port,
+    live_journal_fixture,
+    make_daemon_fixture,
+    tail,
+    wait_for,
+)
+
+__all__ = ["live_journal_fixture", "make_daemon_fixture"]  # fixtures used by the e2e tests
+
+KNOWN_AFTER_FIX = {"in_progress", "completed", "failed"}
+
+
+class ApiEmulator:
+    """aisha-api's webhook endpoint, logging the seed's lines into the journal as the real one
+    does. `buggy` is the router before the fix: it compared `status == "COMPLETED"`."""
+
+    def __init__(self, journal: LiveJournal, buggy: bool = False) -> None:
+        self.journal = journal
+        self.buggy = buggy
+        self.received: list[dict[str, Any]] = []
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                emulator.received.append(body)
+                emulator.log_webhook(body)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def log_webhook(self, body: dict[str, Any], kind: str = "portrait") -> None:
+        """The lines one webhook delivery produces (seed/README.md)."""
+        lj, rid, status = self.journal, body["request_id"], body["status"]
+        known = status == "COMPLETED" if self.buggy else status.lower() in KNOWN_AFTER_FIX
+        lines = [
+            lj.app(f"[WEBHOOK] Получен webhook от FAL AI: {body!r}"),
+            lj.app(f"[WEBHOOK] Обработка статуса '{status}' для request_id: {rid}, тип: {kind}"),
+            lj.app(f"[WEBHOOK BACKGROUND] Начинаем обработку {rid}, статус: {status}"),
+        ]
+        if not known:
+            lines.append(
+                lj.app(f"[WEBHOOK BACKGROUND] Неизвестный статус: {status}", level="WARNING")
+            )
+        elif status.lower() == "completed":
+            lines.append(lj.app(f"[TRAINING COMPLETED] {rid}: обучение завершено успешно"))
+        elif status.lower() == "failed":
+            lines.append(lj.app(f"[TRAINING FAILED] {rid}: ошибка обучения: provider error"))
+        lines.append(lj.app(f"[WEBHOOK BACKGROUND] Обработка завершена для {rid}"))
+        lj.send(lines)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def api_emulator(live_journal: LiveJournal) -> Iterator[ApiEmulator]:
+    api = ApiEmulator(live_journal)
+    yield api
+    api.close()
+
+
+class Alertmanager:
+    """prometheus-alertmanager on 127.0.0.1 with temporary storage, clustering off."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (workdir / "am.yml").write_text(
+            "route: {receiver: blackhole, group_wait: 0s, group_interval: 1s}\n"
+            "receivers: [{name: blackhole}]\n",
+            encoding="utf-8",
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Alertmanager:
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if binary is None:
+            pytest.fail(
+                "prometheus-alertmanager is missing: apt-get install prometheus-alertmanager"
+            )
+        log = (self.workdir / "am.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={self.workdir / 'am.yml'}",
+                f"--storage.path={self.workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._ready, 20, lambda: f"Alertmanager ready\n{tail(self.workdir / 'am.log')}")
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(self.url + "/-/ready", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def alerts(self) -> list[dict[str, Any]]:
+        r = requests.get(self.url + "/api/v2/alerts", timeout=5)
+        r.raise_for_status()
+        return list(r.json())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
+    am = Alertmanager(tmp_path)
+    try:
+        yield am.start()
+    finally:
+        am.stop()
+
+
+def payload_of(logged: str) -> dict[str, Any]:
+    """The dict of a `Получен webhook` line, read back as the daemon reads it."""
+    return dict(ast.literal_eval(logged.split("FAL AI: ", 1)[1]))
