@@ -103,7 +103,13 @@ class AlertBook:
         source = e.labels.get("source_rule", "")
         if outcome == "verified" and source in self.alert_of:
             self._clear(self.alert_of[source], source, key, e.time_us)  # healed
-        elif outcome in ("verify_failed", "gave_up", "failed") and handler in self.alert_of:
+            return
+        alert = self.alerts.get((self.alert_of.get(source, ""), source))
+        if alert is not None and key in alert.instances:  # say in the alert what the handler found
+            instance = alert.instances[key]
+            first_line = e.message.splitlines()[0] if e.message else outcome
+            instance.detail = f"{instance.detail.split(' | ')[0]} | {first_line}"[:300]
+        if outcome in ("verify_failed", "gave_up", "failed") and handler in self.alert_of:
             self._raise(
                 self.alert_of[handler], e, key, e.time_us + self.config.alerting.one_off_ttl_us
             )

@@ -8,11 +8,12 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from monitor.config import Config
 from monitor.engine import Engine, build_rules
-from monitor.model import Entry, Event
+from monitor.model import Entry, Event, datetime_to_us
 from rules.absence import AbsenceSpec
 from rules.base import PRIORITIES, Pattern, Rule, RuleSpec, human_duration
 from rules.match import MatchSpec
@@ -20,7 +21,7 @@ from rules.pair import PairSpec
 from rules.threshold import ThresholdSpec
 from rules.unknown_value import UnknownValueSpec
 
-T0 = 1_795_255_200_000_000  # 2026-11-27T10:00:00Z: explained lines are one second apart from it
+T0 = datetime_to_us(datetime(2026, 11, 27, 10, tzinfo=UTC))  # lines are one second apart
 PID, HOST = 4242, "explain"
 PRIORITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 # `journalctl` short output: the journal's own prefix, which is not part of MESSAGE
@@ -133,7 +134,7 @@ class Explainer:
         else:
             verdict = "match" if delta.get("matches", 0) > 0 else "no match"
         if verdict == "match":
-            notes += _effects(spec, delta, events, self.config, self.remembered)
+            notes += _effects(spec, delta, events, patterns, self.config, self.remembered)
         elif verdict == "not read" and any(p.matches for p in patterns):
             notes.append("the regex would match if the unit were read")
         js = tuple(e.to_json() for e in events)
@@ -189,6 +190,7 @@ def _effects(
     spec: RuleSpec,
     delta: dict[str, int],
     events: list[Event],
+    patterns: tuple[PatternReport, ...],
     config: Config,
     remembered: dict[str, list[str]],
 ) -> list[str]:
@@ -205,7 +207,8 @@ def _effects(
     if isinstance(spec, UnknownValueSpec):
         return _unknown_value(spec, events, config)
     if isinstance(spec, PairSpec):
-        return _pair(spec, delta, events)
+        keys = [p.groups.get(spec.key, "") for p in patterns if p.matches]
+        return _pair(spec, delta, events, keys[0] if keys else "")
     if isinstance(spec, AbsenceSpec):
         what = "any entry counts" if spec.pattern is None else "the line matches"
         return [f"activity ({what}): restarts the {human_duration(spec.window_us)} silence window"]
@@ -225,8 +228,10 @@ def _unknown_value(spec: UnknownValueSpec, events: list[Event], config: Config) 
             if normalized
             else f"value {raw!r} is truly unknown (no alias; canonical: {canonical})"
         )
-        if e.key:
+        if e.key and spec.key in spec.pattern.regex.groupindex:
             out.append(f"key {spec.key} = {e.key!r}")
+        elif e.key and spec.context is not None:
+            out.append(f"key {spec.key} = {e.key!r}, joined from the {spec.context.rule} line")
         elif spec.context is not None:
             c = spec.context
             out.append(
@@ -239,15 +244,16 @@ def _unknown_value(spec: UnknownValueSpec, events: list[Event], config: Config) 
     return out
 
 
-def _pair(spec: PairSpec, delta: dict[str, int], events: list[Event]) -> list[str]:
+def _pair(spec: PairSpec, delta: dict[str, int], events: list[Event], key: str) -> list[str]:
     deadline = human_duration(spec.deadline_us)
+    k = f"{spec.key} {key!r}"
     if delta.get("opened"):
-        return [f"START of a pair: opens {spec.key} (stalled if no end within {deadline})"]
+        return [f"START of a pair: opens {k} (stalled if no end within {deadline})"]
     if delta.get("duplicate_start"):
-        return ["START of a pair, but its key is already open or recently closed: ignored"]
+        return [f"START of a pair for {k}, already open or recently closed: ignored"]
     if delta.get("unmatched_end"):
-        return ["END of a pair, but no pair is open for its key: ignored (no start seen)"]
-    return [f"END of a pair: closes {e.key!r} ({e.kind})" for e in events]
+        return [f"END of a pair for {k}, but no pair is open for it: ignored (no start seen)"]
+    return [f"END of a pair: closes {k} ({e.kind})" for e in events]
 
 
 def explain_lines(config: Config, lines: Iterable[str], opts: Options) -> list[LineReport]:
@@ -280,20 +286,25 @@ def _write_rule(rule: RuleReport, width: int, out: TextIO) -> None:
     verdict = rule.verdict.upper() if rule.verdict == "match" else rule.verdict
     out.write(f"  {rule.name:<{width}}  {rule.type:<13}  {verdict}\n")
     pad = " " * 6
-    role_w = max((len(p.role) for p in rule.patterns), default=0)
-    if not rule.patterns:
+    quiet = all(p.literals and not p.present and not p.matches for p in rule.patterns)
+    if rule.patterns and quiet:
+        lits = [repr(lit) for p in rule.patterns for lit in p.literals]
+        more = f" (+{len(lits) - 3} more)" if len(lits) > 3 else ""
+        out.write(f"{pad}prefilter absent: {', '.join(lits[:3])}{more}\n")
+    elif not rule.patterns:
         out.write(f"{pad}(no pattern: every line of the followed units counts)\n")
-    for p in rule.patterns:
-        if p.literals:
-            state = ", ".join(
-                f"{lit!r} {'present' if lit in p.present else 'absent'}" for lit in p.literals
-            )
-            pre = f"prefilter {state}"
-        else:
-            pre = "no prefilter"
+    else:
+        _write_patterns(rule.patterns, pad, out)
+    out.writelines(f"{pad}→ {note}\n" for note in rule.notes)
+
+
+def _write_patterns(patterns: tuple[PatternReport, ...], pad: str, out: TextIO) -> None:
+    role_w = max(len(p.role) for p in patterns)
+    for p in patterns:
+        states = [f"{lit!r} {'present' if lit in p.present else 'absent'}" for lit in p.literals]
+        pre = f"prefilter {', '.join(states)}" if states else "no prefilter"
         regex = "regex matches" if p.matches else "regex: no match"
         out.write(f"{pad}{p.role:<{role_w}}  {pre}; {regex}\n")
         if p.groups:
             groups = "  ".join(f"{k}={v!r}" for k, v in p.groups.items())
             out.write(f"{pad}{'':<{role_w}}  groups: {groups}\n")
-    out.writelines(f"{pad}→ {note}\n" for note in rule.notes)

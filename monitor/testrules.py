@@ -3,6 +3,7 @@ the real engine on event time, in the spirit of `promtool test rules`."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,12 +161,12 @@ def _test(view: _Literal, start_us: int, config: Config | None) -> RuleTest:
     entries: list[InputEntry] = []
     last_at = 0
     for ev in view.views("input", required=True):
-        for offset, te in _entries(ev, start_us):
-            if offset < last_at:
-                ev.error("at", f"entries go in journal order: {human_duration(offset)} comes "
-                               f"after {human_duration(last_at)}")  # fmt: skip
-            last_at = max(last_at, offset)
-            entries.append(te)
+        expanded = list(_entries(ev, start_us))
+        if expanded and expanded[0][0] < last_at:
+            first, last = human_duration(expanded[0][0]), human_duration(last_at)
+            ev.error("at", f"entries go in journal order: {first} comes after {last}")
+        last_at = max([last_at, *(offset for offset, _ in expanded)])
+        entries += [te for _, te in expanded]
     eval_at = view.offset_us("eval_at")
     if eval_at is not None and eval_at < last_at:
         last = human_duration(last_at)
@@ -206,12 +207,18 @@ def _expected(view: _Literal, rules: set[str] | None) -> Expected:
         view.error("kind", f"expected one of {', '.join(EventKind)}, got {kind!r}")
     rule = view.text("rule", required=True)
     if rules is not None and rule and rule not in rules:
-        view.error("rule", f"the config has no rule named {rule!r}")
+        view.error("rule", _no_rule(rule, rules))
     key = view.opt_str("key")
     labels = view.str_map("labels")
     at = view.offset_us("at")
     view.finish()
     return Expected(kind, rule, key, labels, at)
+
+
+def _no_rule(name: str, rules: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(rules), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"the config has no rule named {name!r}{hint}"
 
 
 def _counts(view: _Literal, rules: set[str] | None) -> dict[str, dict[str, int]]:
@@ -221,7 +228,7 @@ def _counts(view: _Literal, rules: set[str] | None) -> dict[str, dict[str, int]]
     out: dict[str, dict[str, int]] = {}
     for rule in cview.names():
         if rules is not None and rule not in rules:
-            cview.error(rule, f"the config has no rule named {rule!r}")
+            cview.error(rule, _no_rule(rule, rules))
         inner = cview.map(rule) if isinstance(cview.node_of(rule), yaml.MappingNode) else None
         if inner is not None:
             out[rule] = {c: inner.integer(c, 0, minimum=0) for c in inner.names()}

@@ -69,12 +69,36 @@ def test_one_off_alerts_expire_and_resolved_ones_are_forgotten() -> None:
 
 def test_verified_fallback_heals_and_failed_one_raises() -> None:
     b = book()
-    b.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0),
-             ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r2", T0)], T0)  # fmt: skip
-    b.apply([ev(EventKind.HANDLER, "unknown_status", "r1", T0 + S, handler="replay_webhook",
-                outcome="verified", source_rule="unknown_status"),
-             ev(EventKind.HANDLER, "unknown_status", "r2", T0 + S, handler="replay_webhook",
-                outcome="verify_failed", source_rule="unknown_status")], T0 + S)  # fmt: skip
+    b.apply(
+        [
+            ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0),
+            ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r2", T0),
+        ],
+        T0,
+    )
+    b.apply(
+        [
+            ev(
+                EventKind.HANDLER,
+                "unknown_status",
+                "r1",
+                T0 + S,
+                handler="replay_webhook",
+                outcome="verified",
+                source_rule="unknown_status",
+            ),
+            ev(
+                EventKind.HANDLER,
+                "unknown_status",
+                "r2",
+                T0 + S,
+                handler="replay_webhook",
+                outcome="verify_failed",
+                source_rule="unknown_status",
+            ),
+        ],
+        T0 + S,
+    )
     assert active(b) == {"AishaUnknownWebhookStatus": ["r2"], "AishaFallbackFailed": ["r2"]}
 
 
@@ -146,9 +170,13 @@ def test_alerter_posts_v2_payload_and_retries(am: tuple[str, type[_AM]]) -> None
     finally:
         alerter.stop()
     (alert,) = handler.received[0]
-    assert alert["labels"] == {"alertname": "AishaUnknownWebhookStatus", "severity": "critical",
-                               "service": "aisha-api", "instance": cfg.instance,
-                               "rule": "unknown_status"}  # fmt: skip
+    assert alert["labels"] == {
+        "alertname": "AishaUnknownWebhookStatus",
+        "severity": "critical",
+        "service": "aisha-api",
+        "instance": cfg.instance,
+        "rule": "unknown_status",
+    }
     assert alert["annotations"]["request_ids"] == "test_completed"
     assert alert["annotations"]["summary"] == "aisha-api dropped a webhook with an unknown status"
     assert alert["generatorURL"] == "http://127.0.0.1:9817/"
@@ -163,3 +191,21 @@ def test_unknown_health_is_not_down() -> None:
     b.apply([ev(EventKind.HEALTH, "aisha_api_unit", None, T0, state="unknown")], T0)
     b.apply([ev(EventKind.HEALTH, "aisha_api_http", None, T0, state="unknown")], T0)
     assert active(b) == {}
+
+
+def test_the_alert_says_what_the_provider_answered() -> None:
+    b = book()
+    b.apply([ev(EventKind.STALLED, "training_stalled", "t1", T0)], T0)
+    pending = ev(
+        EventKind.HANDLER,
+        "training_stalled",
+        "t1",
+        T0 + S,
+        handler="provider_status",
+        outcome="pending",
+        source_rule="training_stalled",
+    )
+    b.apply([pending], T0 + S)
+    (alert,) = b.sendable()
+    assert alert.details[0].endswith("| training_stalled handler t1")
+    assert alert.details[0].startswith("training_stalled stalled t1")
