@@ -38,6 +38,7 @@ class JournalConfig:
     files: tuple[str, ...] = ()
     start: str = "resume"
     max_message_bytes: int = 64 * 1024
+    host_label: bool = False  # journals of several hosts: _HOSTNAME labels events and metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,7 @@ def _journal(view: View | None) -> JournalConfig:
         files=view.str_list("files"),
         start=view.choice("start", START_MODES, "resume"),
         max_message_bytes=view.integer("max_message_bytes", 64 * 1024, minimum=256),
+        host_label=view.flag("host_label", False),
     )
     if cfg.directory and cfg.files:
         view.error("files", "give `directory` or `files`, not both")

@@ -112,7 +112,11 @@ class Daemon:
     # --- building ------------------------------------------------------------------------------
 
     def _new_engine(self, config: Config) -> Engine:
-        engine = Engine(build_rules(config), config.journal.max_message_bytes)
+        engine = Engine(
+            build_rules(config),
+            config.journal.max_message_bytes,
+            host_label=config.journal.host_label,
+        )
         engine.collect_ended = True  # replays are verified by their training's end line
         self.store.restore(engine)
         self.store.drop_rules_except({r.base.name for r in engine.rules})
@@ -226,6 +230,8 @@ class Daemon:
         started = time.monotonic()
         with self.lock:
             units = dict(self.position.unit_entries)
+            hosts = dict(self.position.host_entries)
+            by_host = self.config.journal.host_label
             for entry in self.source:
                 due, produced = self.engine.observe(entry)
                 events += due
@@ -233,6 +239,8 @@ class Daemon:
                     cursor = self.source.cursor()
                     events += [replace(e, cursor=cursor) for e in produced]
                 units[entry.unit] = units.get(entry.unit, 0) + 1
+                if by_host:
+                    hosts[entry.hostname] = hosts.get(entry.hostname, 0) + 1
                 read += 1
                 last_us = entry.realtime_us
                 if read >= BATCH_ENTRIES or (not read & 0xFF and time.monotonic() > deadline):
@@ -254,7 +262,7 @@ class Daemon:
                 return
             position = self.position
             if read:
-                position = Position(self.source.cursor(), last_us, units)
+                position = Position(self.source.cursor(), last_us, units, hosts)
             extra = {"alerts": self.book.snapshot()}
             self.store.commit(position, self.engine, events, extra, (self.outbox.flush,))
             self.outbox.arm_watches()
@@ -330,7 +338,10 @@ class Daemon:
 
     def _publish(self) -> None:
         self.metrics.published = build_families(
-            self.engine, self.position.unit_entries, self.config.journal.units
+            self.engine,
+            self.position.unit_entries,
+            self.config.journal.units,
+            self.position.host_entries,
         )
 
     def _dispatch(self, events: list[Event]) -> None:

@@ -70,13 +70,16 @@ class Engine:
     only when a rule that joins context looks at the line, through `fill`, which must be called
     before the source moves on (the engine calls it synchronously inside `observe`)."""
 
-    def __init__(self, rules: Iterable[Rule], max_message_chars: int = 64 * 1024) -> None:
+    def __init__(
+        self, rules: Iterable[Rule], max_message_chars: int = 64 * 1024, *, host_label: bool = False
+    ) -> None:
         self.rules = list(rules)
         self.max_message_chars = max_message_chars
         self.recall = RecentMatches()
         self.now_us = 0
         self.entries = 0
         self.fill: Fill | None = None
+        self.host_label = host_label  # every event gets labels.host (the entry's _HOSTNAME)
         self._timed = [r for r in self.rules if r.timed]
         self._next_deadline: int | None = 0 if self._timed else None
         # per rule in config order: (rule, the single literal or None, all literals, max priority)
@@ -139,6 +142,9 @@ class Engine:
                 entry = self.fill(entry)
             out = rule.observe(entry, ctx)
             if out:
+                if self.host_label and entry.hostname:
+                    for e in out:
+                        e.labels.setdefault("host", entry.hostname)
                 produced.extend(out)
         return due, produced
 
@@ -178,6 +184,10 @@ class _EngineContext:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    @property
+    def host_label(self) -> bool:
+        return self._engine.host_label
 
     def remember(self, rule: str, entry: Entry, groups: Mapping[str, str]) -> None:
         self._engine.recall.remember(rule, entry, groups)

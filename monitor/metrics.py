@@ -34,7 +34,12 @@ class Published:
     families: tuple[Metric, ...] = ()
 
 
-def build_families(engine: Engine, unit_entries: dict[str, int], units: Iterable[str]) -> Published:
+def build_families(
+    engine: Engine,
+    unit_entries: dict[str, int],
+    units: Iterable[str],
+    host_entries: dict[str, int] | None = None,
+) -> Published:
     """Turn the engine's committed counters into metric families (called by the main loop)."""
     entries = CounterMetricFamily(
         P + "journal_entries", "Journal entries read, by unit.", labels=["unit"]
@@ -59,6 +64,15 @@ def build_families(engine: Engine, unit_entries: dict[str, int], units: Iterable
         P + "trainings_stalled", "Open pairs past their deadline.", labels=["rule"]
     )
     families: list[Metric] = [entries, matches, counts, unknown, opened, stalled]
+    if host_entries:
+        by_host = CounterMetricFamily(
+            P + "journal_host_entries",
+            "Journal entries read, by _HOSTNAME (journal.host_label).",
+            labels=["host"],
+        )
+        for host, n in sorted(host_entries.items()):
+            by_host.add_metric([host], n)
+        families.append(by_host)
     unknown_counts: dict[tuple[str, str], int] = {}
     for rule in engine.rules:
         name = rule.base.name

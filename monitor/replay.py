@@ -37,8 +37,9 @@ class ReplayResult:
 
 def fields_for(engine: Engine) -> Fields:
     """Read only what some rule looks at."""
-    # pid and hostname (a context join is per host and pid) are read on demand: engine.fill
-    return Fields(unit=True, pid=False, priority=engine.uses_priority, hostname=False)
+    # pid and hostname (a context join is per host and pid) are read on demand (engine.fill),
+    # unless every event is labelled with its host
+    return Fields(unit=True, pid=False, priority=engine.uses_priority, hostname=engine.host_label)
 
 
 def open_source(config: Config, opts: ReplayOptions, fields: Fields) -> JournalSource:
@@ -58,7 +59,9 @@ def open_source(config: Config, opts: ReplayOptions, fields: Fields) -> JournalS
 def run_replay(
     config: Config, opts: ReplayOptions, out: TextIO, progress: TextIO | None = None
 ) -> ReplayResult:
-    engine = Engine(build_rules(config), max_message_chars=config.journal.max_message_bytes)
+    engine = Engine(
+        build_rules(config), config.journal.max_message_bytes, host_label=config.journal.host_label
+    )
     source = open_source(config, opts, fields_for(engine))
     engine.fill = source.fill
     write = _writer(opts.output_format, out)

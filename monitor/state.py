@@ -45,6 +45,7 @@ class Position:
     cursor: str | None = None
     realtime_us: int = 0
     unit_entries: dict[str, int] = field(default_factory=dict)
+    host_entries: dict[str, int] = field(default_factory=dict)  # with journal.host_label
 
 
 def _recovery(path: Path) -> str:
@@ -102,6 +103,7 @@ class StateStore:
             self._meta("cursor"),
             int(self._meta("cursor_realtime_us") or 0),
             dict(self._meta("unit_entries") or {}),
+            dict(self._meta("host_entries") or {}),
         )
 
     def restore(self, engine: Engine) -> None:
@@ -160,6 +162,7 @@ class StateStore:
             self._set_meta("cursor", position.cursor)
             self._set_meta("cursor_realtime_us", position.realtime_us)
             self._set_meta("unit_entries", position.unit_entries)
+            self._set_meta("host_entries", position.host_entries)
             self._set_meta("engine", engine.snapshot())
             for key, value in (extra or {}).items():
                 self._set_meta(key, value)

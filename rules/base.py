@@ -67,6 +67,11 @@ class ParseContext:
 class Context(Protocol):
     """What a rule may ask of the engine while it observes an entry."""
 
+    @property
+    def host_label(self) -> bool:
+        """Events carry the entry's _HOSTNAME as labels.host (journal.host_label)."""
+        ...
+
     def remember(self, rule: str, entry: Entry, groups: Mapping[str, str]) -> None:
         """Keep `groups` as this rule's latest match on the entry's (host, pid)."""
         ...

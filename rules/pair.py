@@ -113,7 +113,10 @@ class PairRule:
             m = pattern.search(message)
             if m is not None:
                 self._counts["matches"] += 1
-                self._start(m.group(key), entry.realtime_us, labels_of(m, (key,)), ctx)
+                labels = labels_of(m, (key,))
+                if ctx.host_label and entry.hostname:
+                    labels["host"] = entry.hostname  # where it started; ends may come elsewhere
+                self._start(m.group(key), entry.realtime_us, labels, ctx)
                 return []
         return []
 

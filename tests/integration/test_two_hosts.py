@@ -100,3 +100,25 @@ def test_the_same_request_id_on_two_hosts_is_one_training(
         ("api_silent", "absence", None),
     ]
     assert "duplicate_start=1" in stderr
+
+
+def test_host_label_marks_events_with_their_host(
+    write_entries: WriteEntries, replay: Replay, journal_dir: Path, tmp_path: Path
+) -> None:
+    """journal.host_label: true (the central layout): events say which host logged them; a
+    pair's events name the host it started on."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8"))
+    data["journal"]["host_label"] = True
+    config = tmp_path / "central.yaml"
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, width=100_000), encoding="utf-8")
+    entries = two_hosts()
+    a, b = entries["api-1"], entries["api-2"]
+    write_entries([a[0], b[0], b[1], a[1], b[2]], "remote.journal")
+    rc, events, stderr = replay("-c", str(config), "--now", iso(3 * 3600))
+    assert rc == 0, stderr
+    hosts = {(e["kind"], e["key"]): e["labels"].get("host") for e in events}
+    assert hosts[("pair_closed", "req-x")] == "api-1"  # started there, completed on api-2
+    assert hosts[("unknown_value", "req-two")] == "api-2"

@@ -66,7 +66,7 @@ rules:
     priority: loud
 """
     got = problems(text)
-    known = "directory, files, identifiers, max_message_bytes, start, units"
+    known = "directory, files, host_label, identifiers, max_message_bytes, start, units"
     assert got[0] == f"c.yaml:2:3: journal.untis: unknown key (known keys: {known})"
     assert got[1].startswith("c.yaml:6:12: rules[0].start: invalid regular expression")
     duration = 'expected a duration like "30s", "15m" or "2h"'
