@@ -6,6 +6,8 @@ import json
 import subprocess
 from dataclasses import dataclass
 
+import yaml
+
 from handlers.base import HandlerCommon, Job, Outcome, Result, RunContext, parse_common
 from monitor.yamlview import View
 
@@ -61,6 +63,8 @@ class ExecSpec:
 def parse(view: View, name: str) -> ExecSpec:
     common = parse_common(view, name)
     argv = view.str_list("argv", required=True)
-    if view.has("argv") and (not argv or not argv[0].startswith("/")):
+    if isinstance(view.node_of("argv"), yaml.ScalarNode):
+        view.error("argv", "expected a list (the program, then each argument; no shell splits it)")
+    elif view.has("argv") and (not argv or not argv[0].startswith("/")):
         view.error("argv", "expected a list whose first item is an absolute path to a program")
     return ExecSpec(common, argv)

@@ -33,7 +33,10 @@ class HttpSpec:
     def run(self, job: Job, ctx: RunContext) -> Result:
         if ctx.dry_run or self.common.dry_run:
             return Result(Outcome.DRY_RUN, f"would POST the event to {self.url}")
-        token = read_secret(self.token_file, self.token_env, ctx.env)
+        try:
+            token = read_secret(self.token_file, self.token_env, ctx.env)
+        except OSError as e:
+            return Result(Outcome.GAVE_UP, f"cannot read token_file: {e.strerror}")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             r = ctx.session.request(

@@ -44,7 +44,12 @@ class ProviderStatusSpec:
         return "stalled" if event["kind"] == "stalled" and event.get("key") else None
 
     def run(self, job: Job, ctx: RunContext) -> Result:
-        key = read_secret(self.api_key_file, self.api_key_env, ctx.env)
+        if ctx.dry_run or self.common.dry_run:
+            return Result(Outcome.DRY_RUN, f"would ask {self.base} about {job.key}")
+        try:
+            key = read_secret(self.api_key_file, self.api_key_env, ctx.env)
+        except OSError as e:
+            return Result(Outcome.GAVE_UP, f"cannot read api_key_file: {e.strerror}")
         headers = {"Authorization": f"Key {key}"} if key else {}
         training_type = job.event["labels"].get("training_type")
         models = (
@@ -81,8 +86,6 @@ class ProviderStatusSpec:
     def _get(
         self, ctx: RunContext, url: str, headers: dict[str, str]
     ) -> tuple[int | str, dict[str, Any]]:
-        if ctx.dry_run or self.common.dry_run:
-            return "dry run", {}
         try:
             r = ctx.session.request(
                 "GET", url, headers=headers, timeout=self.common.timeout_us / 1e6

@@ -5,6 +5,7 @@ journal for the training's end line (verification)."""
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,23 +84,27 @@ def build_body(job: Job, status_case: str) -> dict[str, Any]:
 
 def parse_payload(text: str) -> dict[str, Any] | None:
     """A logged Python repr of the webhook body, read as data (ast.literal_eval, never eval),
-    within size and depth limits; None when it is not a plain dict."""
-    if len(text) > MAX_PAYLOAD_CHARS or _depth(text) > MAX_PAYLOAD_DEPTH:
+    within size and depth limits; None unless it is a dict that JSON can carry as it is."""
+    if len(text) > MAX_PAYLOAD_CHARS:
         return None
     try:
-        value = ast.literal_eval(text)
+        tree = ast.parse(text.strip(), mode="eval")  # the parser itself stops at ~200 levels
+        if _depth(tree) > MAX_PAYLOAD_DEPTH:
+            return None
+        value = ast.literal_eval(tree)
+        json.dumps(value, allow_nan=False)  # sets, bytes, tuple keys, inf: not a JSON body
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
     return value if isinstance(value, dict) and all(isinstance(k, str) for k in value) else None
 
 
-def _depth(text: str) -> int:
-    """Bracket nesting, counted before parsing: literal_eval recurses once per level."""
-    depth = deepest = 0
-    for ch in text:
-        if ch in "{[(":
+def _depth(tree: ast.AST) -> int:
+    """How deeply containers nest in a parsed literal (strings are leaves, whatever they hold)."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.Dict | ast.List | ast.Tuple | ast.Set):
             depth += 1
             deepest = max(deepest, depth)
-        elif ch in "}])":
-            depth -= 1
+        stack.extend((child, depth) for child in ast.iter_child_nodes(node))
     return deepest

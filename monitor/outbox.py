@@ -226,6 +226,10 @@ class Outbox:
         if outcome == Outcome.PENDING:  # the provider is still working on it: ask again later
             later = now_us + getattr(spec, "recheck_interval_us", spec.common.backoff_us)
             self._update(job.id, PENDING, outcome, detail, now_us, next_at_us=later)
+            # a recheck is not a failed attempt: it does not use up max_attempts
+            self._ops.append(
+                ("UPDATE jobs SET attempts = MAX(attempts - 1, 0) WHERE id = ?", (job.id,))
+            )
             return [_event(now_us, source_rule, job.key, job.handler, outcome, detail)]
         if outcome == Outcome.FAILED and result.retry and job.attempt < spec.common.max_attempts:
             delay = spec.common.backoff_us * 2 ** (job.attempt - 1)
