@@ -124,12 +124,12 @@ class StateStore:
                 open_rows = {
                     k: json.loads(r)
                     for k, r in self._db.execute(
-                        "SELECT key, row FROM pairs WHERE rule = ?", (name,)
+                        "SELECT key, row FROM pairs WHERE rule = ? ORDER BY rowid", (name,)
                     )
                 }
                 closed = dict(
                     self._db.execute(
-                        "SELECT key, closed_us FROM closed WHERE rule = ?", (name,)
+                        "SELECT key, closed_us FROM closed WHERE rule = ? ORDER BY rowid", (name,)
                     ).fetchall()
                 )
                 rule.load_rows(open_rows, closed)

@@ -237,9 +237,10 @@ class PairRule:
     def load_rows(
         self, open_rows: Mapping[str, Mapping[str, Any]], closed: Mapping[str, int]
     ) -> None:
-        """Open pairs (oldest first) and closed keys from the store. The deadline follows the
+        """Open pairs and closed keys from the store, in the order they were opened (journal
+        order: eviction picks the same pair as before a restart). The deadline follows the
         current config, so a reload that changes `deadline` applies to pairs already open."""
-        for key, row in sorted(open_rows.items(), key=lambda kv: int(kv[1]["start_us"])):
+        for key, row in open_rows.items():
             start, stalled = int(row["start_us"]), bool(row["stalled"])
             pair = OpenPair(
                 start, start + self.spec.deadline_us, dict(row.get("labels", {})), stalled
@@ -250,5 +251,5 @@ class PairRule:
                 heapq.heappush(self._heap, (start + self.spec.forget_after_us, key))
             else:
                 heapq.heappush(self._heap, (pair.deadline_us, key))
-        for key, t in sorted(closed.items(), key=lambda kv: kv[1]):
+        for key, t in closed.items():
             self.closed[key] = int(t)
