@@ -59,6 +59,8 @@ class ProviderStatusSpec:
         )
         if not models:
             return Result(Outcome.GAVE_UP, "no model ids configured under `models`")
+        if not job.key.strip("."):  # "." and ".." would be path steps, not a request id
+            return Result(Outcome.GAVE_UP, "the request_id is not usable in a URL")
         rid = quote(job.key, safe="")
         answers = []
         for model in models:
