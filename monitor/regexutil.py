@@ -91,6 +91,10 @@ def catastrophic_parts(pattern: str) -> list[str]:
             elif op is sre_c.BRANCH:
                 for branch in av[1]:
                     walk(_items(branch))
+            elif op is sre_c.ASSERT or op is sre_c.ASSERT_NOT:  # lookarounds backtrack too
+                walk(_items(av[1]))
+            elif op is sre_c.ATOMIC_GROUP:
+                walk(_items(av))
 
     walk(_items(parsed))
     return found
