@@ -1,6 +1,8 @@
-"""`python -m bench.catchup --dir DIR [--runs 3]`: catch-up speed of `aisha-monitor replay` next
-to `journalctl` reading the same aisha-api entries, and the replay's events checked against the
-generator's DIR/truth.json (a mismatch prints FAIL and exits 1).
+"""`python -m bench.catchup --dir DIR [--runs 3] [--peers]`: catch-up speed of `aisha-monitor
+replay` next to `journalctl` reading the same aisha-api entries, and the replay's events checked
+against the generator's DIR/truth.json (a mismatch prints FAIL and exits 1). With `--peers`,
+mtail, fail2ban-regex and sec run in the same interleaved runs on the same messages
+(bench/peers.py), each checked against truth.json where the tool can say it.
 
 Both tools read the journal of a generated DIR (bench/generate.py), warm in the page cache, runs
 interleaved. entries/s = aisha-api entries / wall-clock seconds (time.monotonic around the whole
@@ -144,34 +146,65 @@ def check(events_path: Path, truth: dict[str, Any], summary_entries: int | None)
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.catchup", description=__doc__)
-    parser.add_argument("--dir", required=True, type=Path, help="a bench.generate directory")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
-    parser.add_argument("--monitor", default=str(REPO / ".venv/bin/aisha-monitor"))
-    parser.add_argument("--events", type=Path, help="replay output (default DIR/events.jsonl)")
-    args = parser.parse_args(argv)
+_COUNTERS = re.compile(r"^  (\w+) \((\w+)\): (.*)$", re.MULTILINE)
+
+
+def replay_counters(stderr: str) -> dict[str, int]:
+    """Each rule's `matches` from replay's summary on stderr."""
+    out = {}
+    for name, _, rest in _COUNTERS.findall(stderr):
+        fields = dict(kv.split("=", 1) for kv in rest.split())
+        if "matches" in fields:
+            out[name] = int(fields["matches"])
+    return out
+
+
+def measure(
+    directory: Path,
+    runs: int = 3,
+    config: Path = REPO / "config.yaml",
+    monitor: str = str(REPO / ".venv/bin/aisha-monitor"),
+    events: Path | None = None,
+    peers: bool = False,
+    slow_peers: bool = True,
+    work: Path | None = None,
+) -> dict[str, Any]:
+    """Interleaved runs of journalctl, replay and (with `peers`) bench/peers.py's tools, all
+    timed the same way; the numbers, per-run seconds and every correctness problem."""
+    from bench import peers as P  # noqa: N812
+
     if not os.access(GNU_TIME, os.X_OK):
         raise SystemExit(f"{GNU_TIME} (GNU time, Debian package `time`) is needed for peak RSS")
-    truth = json.loads((args.dir / "truth.json").read_text())
+    truth = json.loads((directory / "truth.json").read_text())
     n = truth["aisha_api_entries"]
-    events = args.events or args.dir / "events.jsonl"
+    events = events or directory / "events.jsonl"
     journalctl = [
         "journalctl",
-        f"--directory={args.dir}",
+        f"--directory={directory}",
         "_SYSTEMD_UNIT=aisha-api.service",
         "-o",
         "cat",
     ]
-    replay = [args.monitor, "replay", "-c", str(args.config), "--journal-dir", str(args.dir)]
-    print(f"{args.dir}: {n:,} aisha-api entries of {truth['total_entries']:,}; {args.runs} runs")
+    replay = [monitor, "replay", "-c", str(config), "--journal-dir", str(directory)]
+    print(f"{directory}: {n:,} aisha-api entries of {truth['total_entries']:,}; {runs} runs")
+    work = work or Path(tempfile.mkdtemp(prefix="aisha-catchup-"))
+    work.mkdir(parents=True, exist_ok=True)
+    peer_list: list[Any] = []
+    text = work / "aisha-api.txt"
+    if peers:
+        missing = P.missing_tools()
+        if missing:
+            raise SystemExit("peers need: " + ", ".join(missing))
+        P.export_text(directory, text)
+        peer_list = P.make_peers(directory, text, work, slow=slow_peers)
     timed(journalctl, os.devnull)  # warm the page cache; not measured
     base: list[Run] = []
     mon: list[Run] = []
+    by_peer: dict[str, list[Run]] = {p.key: [] for p in peer_list}
     problems: list[str] = []
     outputs: set[bytes] = set()
-    for i in range(args.runs):
+    counters: dict[str, int] = {}
+    for i in range(runs):
         base.append(timed(journalctl, os.devnull))
         mon.append(timed(replay, str(events)))
         m = SUMMARY.search(mon[-1].stderr)
@@ -179,37 +212,121 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"run {i + 1}: journalctl {base[-1].seconds:.2f}s {base[-1].max_rss_kb} KB "
             f"(anon {base[-1].max_anon_kb} KB); replay {mon[-1].seconds:.2f}s "
-            f"{mon[-1].max_rss_kb} KB (anon {mon[-1].max_anon_kb} KB; {inner})"
+            f"{mon[-1].max_rss_kb} KB (anon {mon[-1].max_anon_kb} KB; {inner})",
+            flush=True,
         )
         outputs.add(events.read_bytes())
         problems += [
             f"run {i + 1}: {p}" for p in check(events, truth, int(m.group(1)) if m else None)
         ]
+        counters = replay_counters(mon[-1].stderr)
+        for peer in peer_list:
+            if not peer.every_run and i > 0:
+                continue
+            out = work / f"{peer.key}.out"
+            by_peer[peer.key].append(timed(peer.argv, str(out)))
+            peer.counts = peer.parse(out.read_text(encoding="utf-8", errors="replace"))
+            problems += [
+                f"run {i + 1}: {peer.key}: {p}" for p in peer.check(peer.counts, truth, counters)
+            ]
+            print(f"  {peer.key} {by_peer[peer.key][-1].seconds:.2f}s", flush=True)
     if len(outputs) > 1:
         problems.append("the runs printed different events")
     print(mon[-1].stderr.rstrip())
-    table(n, base, mon, problems)
-    for p in problems:
-        print(f"FAIL: {p}")
-    return 1 if problems else 0
+
+    def row(name: str, key: str, rs: list[Run], reads: str, note: str = "") -> dict[str, Any]:
+        secs = [r.seconds for r in rs]
+        kbs = [r.max_rss_kb for r in rs if r.max_rss_kb is not None]
+        return {
+            "tool": name,
+            "key": key,
+            "reads": reads,
+            "note": note,
+            "runs": len(rs),
+            "seconds": secs,
+            "median_s": statistics.median(secs),
+            "entries_per_s": n / statistics.median(secs),
+            "spread": (max(secs) - min(secs)) / statistics.median(secs) if len(secs) > 1 else None,
+            "max_rss_mb": max(kbs) / 1024 if kbs else None,
+            "max_anon_mb": max(r.max_anon_kb for r in rs) / 1024,
+            "problems": [p for p in problems if f": {key}: " in p],
+        }
+
+    rows = [
+        row("`journalctl -o cat` (baseline)", "journalctl", base, "journal"),
+        row("`aisha-monitor replay`", "replay", mon, "journal", "the shipped 9 rules, events"),
+    ]
+    rows[1]["problems"] = [p for p in problems if not any(f": {q.key}: " in p for q in peer_list)]
+    for peer in peer_list:
+        rows.append(row(peer.name, peer.key, by_peer[peer.key], peer.reads, peer.note))
+        rows[-1]["counts"] = peer.counts
+    j = rows[0]["median_s"]
+    for r in rows:
+        r["ratio"] = j / r["median_s"]
+        # a text-file tool needs the export first: the journalctl run is exactly that command
+        r["with_export_per_s"] = n / (r["median_s"] + j) if r["reads"] == "text" else None
+    return {
+        "dir": str(directory),
+        "entries": n,
+        "total_entries": truth["total_entries"],
+        "runs": runs,
+        "rows": rows,
+        "replay_counters": counters,
+        "problems": problems,
+        "text_file": str(text) if peers else None,
+    }
 
 
-def table(n: int, base: list[Run], mon: list[Run], problems: list[str]) -> None:
-    def rate(runs: list[Run]) -> float:
-        return n / statistics.median(r.seconds for r in runs)
-
-    def rss(runs: list[Run]) -> str:
-        kbs = [r.max_rss_kb for r in runs if r.max_rss_kb is not None]
-        anon = max(r.max_anon_kb for r in runs)
-        return f"{max(kbs) / 1024:.0f} ({anon / 1024:.0f} anon)" if kbs else "?"
-
-    b, m = rate(base), rate(mon)
-    verdict = "PASS" if not problems else f"**FAIL** ({len(problems)} problems)"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.catchup", description=__doc__)
+    parser.add_argument("--dir", required=True, type=Path, help="a bench.generate directory")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
+    parser.add_argument("--monitor", default=str(REPO / ".venv/bin/aisha-monitor"))
+    parser.add_argument("--events", type=Path, help="replay output (default DIR/events.jsonl)")
+    parser.add_argument("--peers", action="store_true", help="mtail, fail2ban-regex and sec too")
+    parser.add_argument(
+        "--no-slow-peers", action="store_true", help="without sec's PairWithWindow (~5 min)"
+    )
+    parser.add_argument("--json", type=Path, help="write the result here")
+    args = parser.parse_args(argv)
+    result = measure(
+        args.dir,
+        args.runs,
+        args.config,
+        args.monitor,
+        args.events,
+        peers=args.peers,
+        slow_peers=not args.no_slow_peers,
+    )
     print()
-    print("| tool | entries/s | ratio to journalctl | peak RSS MB (anon) | correctness |")
-    print("|---|---:|---:|---:|---|")
-    print(f"| `journalctl -o cat` (baseline) | {b:,.0f} | 1.00 | {rss(base)} | - |")
-    print(f"| `aisha-monitor replay` | {m:,.0f} | {m / b:.2f} | {rss(mon)} | {verdict} |")
+    print_table(result)
+    for p in result["problems"]:
+        print(f"FAIL: {p}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    return 1 if result["problems"] else 0
+
+
+def print_table(result: dict[str, Any]) -> None:
+    def fmt(x: float | None, spec: str) -> str:
+        return "-" if x is None else format(x, spec)
+
+    print(
+        "| tool | reads | entries/s (median) | ratio to journalctl | with export, entries/s "
+        "| spread of runs | peak RSS MB (anon) | correctness |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for r in result["rows"]:
+        verdict = "-" if r["key"] == "journalctl" else "PASS"
+        if r["problems"]:
+            verdict = f"**FAIL** ({len(r['problems'])} problems)"
+        runs = "" if r["runs"] == result["runs"] else f" ({r['runs']} run)"
+        print(
+            f"| {r['tool']}{runs} | {r['reads']} | {r['entries_per_s']:,.0f} | {r['ratio']:.2f} "
+            f"| {fmt(r['with_export_per_s'], ',.0f')} | {fmt(r['spread'], '.0%')} "
+            f"| {fmt(r['max_rss_mb'], '.0f')} ({r['max_anon_mb']:.0f}) | {verdict} |"
+        )
     print()
 
 
