@@ -27,7 +27,7 @@ from monitor.metrics import Metrics, build_families
 from monitor.model import Event, EventKind, Severity, format_time, us_to_datetime
 from monitor.outbox import Outbox, Worker
 from monitor.replay import ReplayOptions, fields_for, open_source
-from monitor.state import Position, StateStore
+from monitor.state import Position, StateError, StateStore, recovery
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,15 @@ class Daemon:
         self.opts = opts
         self.metrics = Metrics()
         self.store = StateStore(state_directory(opts, config))
-        self.engine = self._new_engine(config)
+        try:
+            self.engine = self._new_engine(config)
+            self.position = self.store.position()
+        except (ValueError, TypeError, AttributeError, KeyError) as e:  # readable, but damaged
+            path = self.store.path
+            raise StateError(
+                f"state file {path} holds damaged values ({e}); {recovery(path)}"
+            ) from e
         self.lock = threading.Lock()  # held while the engine changes; the HTTP side reads under it
-        self.position = self.store.position()
         self.recent: collections.deque[dict[str, Any]] = collections.deque(
             self.store.recent_events(RECENT_EVENTS), maxlen=RECENT_EVENTS
         )

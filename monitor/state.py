@@ -48,7 +48,7 @@ class Position:
     host_entries: dict[str, int] = field(default_factory=dict)  # with journal.host_label
 
 
-def _recovery(path: Path) -> str:
+def recovery(path: Path) -> str:
     return (
         f"move it aside to start afresh from the journal's tail (open trainings are forgotten): "
         f"mv {path} {path}.bad && rm -f {path}-wal {path}-shm"
@@ -78,7 +78,7 @@ class StateStore:
                 )
         except sqlite3.DatabaseError as e:
             raise StateError(
-                f"state file {self.path} is unreadable or corrupt ({e}); {_recovery(self.path)}"
+                f"state file {self.path} is unreadable or corrupt ({e}); {recovery(self.path)}"
             ) from e
         except OSError as e:
             raise StateError(f"cannot use the state directory {directory}: {e}") from e
