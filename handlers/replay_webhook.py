@@ -48,6 +48,10 @@ class ReplayWebhookSpec:
         try:
             timeout = self.common.timeout_us / 1e6
             r = ctx.session.request("POST", self.url, json=body, timeout=timeout)
+        except requests.ReadTimeout:
+            # sent, but no answer in time: it may well have been processed. Another POST could
+            # replay it twice, so the journal decides (verification), not a retry.
+            return Result(Outcome.REPLAYED, f"POST {self.url}: no answer in time; verifying")
         except requests.RequestException as e:
             return Result(Outcome.FAILED, f"POST {self.url}: {type(e).__name__}", retry=True)
         if 200 <= r.status_code < 300:

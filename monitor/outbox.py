@@ -61,6 +61,7 @@ class Outbox:
     watching: dict[str, _Watch] = field(default_factory=dict)  # request_id -> replay job
     _ops: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     _inflight: set[int] = field(default_factory=set)
+    _verified_in_flight: set[int] = field(default_factory=set)
     _runs: dict[str, list[float]] = field(default_factory=dict)  # handler -> recent start times
 
     def __post_init__(self) -> None:
@@ -168,6 +169,8 @@ class Outbox:
         for _rule, key, t in ended:
             w = self.watching.pop(key, None)
             if w is not None:
+                if w.job_id in self._inflight:
+                    self._verified_in_flight.add(w.job_id)
                 out.append(
                     self._finish(
                         w.job_id,
@@ -213,6 +216,11 @@ class Outbox:
     def apply(self, job: Job, source_rule: str, result: Result, now_us: int) -> list[Event]:
         """A worker's result for `job`."""
         self._inflight.discard(job.id)
+        if job.id in self._verified_in_flight:  # its training ended while it ran: done already
+            self._verified_in_flight.discard(job.id)
+            return [
+                _event(now_us, source_rule, job.key, job.handler, result.outcome, result.detail)
+            ]
         spec = self.config.handlers[job.handler]
         outcome, detail = result.outcome, result.detail
         if outcome == Outcome.REPLAYED and isinstance(spec, ReplayWebhookSpec):

@@ -164,15 +164,6 @@ def outcomes(d: MonitorDaemon, key: str) -> list[str]:
     return [e["labels"]["outcome"] for e in handler_events(d, key)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG monitor/outbox.py Outbox.apply: a replay whose POST timed out (aisha-api slow) is "
-        "rescheduled as pending even after its training's end line already verified it, so the "
-        "webhook is POSTed again: aisha-api receives the replay twice (README: 'Each request_id "
-        "and status is replayed at most once')"
-    ),
-)
 def test_slow_aisha_api_gets_each_replay_at_most_once(
     live_journal: LiveJournal, make_daemon: MakeDaemon, stand_ins: Callable[..., StandIn]
 ) -> None:
