@@ -14,15 +14,23 @@ and reports (the status normalizes to nothing: no handler runs).
 
 Measured, in this process:
 - write → /metrics: from the marker entry's timestamp (taken just before it is sent) until a
-  GET /metrics shows `aisha_monitor_unknown_status_total{status="bench_marker"}` at N; polled every
-  5 ms from the marker's scheduled time, so the resolution is 5 ms plus one request.
-- write → event: the same until GET /api/v1/events?limit=20 has the event with key
-  bench-marker-N.
-- lag: `aisha_monitor_journal_lag_seconds` scraped every 0.5 s (the daemon's own figure, 0 while it
-  is caught up), and the true lag: scrape time minus `journal.last_entry_time` of /api/v1/state
-  (the writer stamps entries with the wall clock, so this includes the pipeline's delay).
+  GET /metrics shows `aisha_monitor_unknown_status_total{status="bench_marker"}` at N. Polled from
+  the marker's scheduled time every 5 ms for 100 ms, then every 25 ms (every request costs the
+  daemon GIL time): the resolution is 5 ms (25 ms past 100 ms) plus one request.
+- write → event: the same until GET /api/v1/events?limit=20 has the marker's unknown_value event
+  (known by its time, the entry's own timestamp to the microsecond).
+- lag: `aisha_monitor_journal_lag_seconds` scraped every 0.5 s (the daemon's own figure, 0 while
+  it is caught up), and the true lag during a load: scrape time minus `journal.last_entry_time`
+  of /api/v1/state (the writer stamps entries with the wall clock, so this includes the
+  pipeline's delay); and how long after a load the daemon had read everything written.
+- batches: `aisha_monitor_batch_duration_seconds` count and sum, per load.
 - CPU% and RSS (VmRSS, RssAnon, RssFile) of the daemon, journal-remote and the writer from /proc
   every 0.5 s, and the whole machine's busy CPU (/proc/stat; 2 cores shared with other runs).
+
+Each marker has a new request_id (`--marker-keys N` cycles through N instead): like an incident,
+every one stays an active key of the AishaUnknownWebhookStatus alert for one_off_ttl (1h).
+Without --quick a 180 s soak at 10k/s follows the three loads, long enough for the daemon's
+in-memory list of the last 1000 events to fill: its second half tells whether RSS levels off.
 """
 
 from __future__ import annotations
@@ -78,6 +86,9 @@ _MARKER_METRIC = re.compile(
     re.MULTILINE,
 )
 _LAG_METRIC = re.compile(r"^aisha_monitor_journal_lag_seconds (\S+)$", re.MULTILINE)
+_BATCH_METRIC = re.compile(
+    r"^aisha_monitor_batch_duration_seconds_(count|sum) (\S+)$", re.MULTILINE
+)
 _ENTRIES_METRIC = re.compile(
     r'^aisha_monitor_journal_entries_total\{unit="aisha-api.service"\} (\S+)$', re.MULTILINE
 )
@@ -387,6 +398,8 @@ class Sampler(threading.Thread):
                 m, e = _LAG_METRIC.search(text), _ENTRIES_METRIC.search(text)
                 row["lag_reported"] = float(m.group(1)) if m else None
                 row["entries"] = int(float(e.group(1))) if e else None
+                for kind, value in _BATCH_METRIC.findall(text):
+                    row[f"batch_{kind}"] = float(value)
                 state = json.loads(http_get(self.base + "/api/v1/state"))
                 last = state["journal"]["last_entry_time"]
                 if last:
@@ -701,6 +714,10 @@ def summarize(
             return [r[key] for r in rs if r.get(key) is not None]
 
         anon = col(during, "daemon_anon_kb")
+        batches = [r for r in during if r.get("batch_count") is not None]
+        n_batches = batches[-1]["batch_count"] - batches[0]["batch_count"] if batches else 0
+        batch_s = batches[-1]["batch_sum"] - batches[0]["batch_sum"] if batches else 0.0
+        span = batches[-1]["t"] - batches[0]["t"] if len(batches) > 1 else 0.0
         reads = [(r["t"], r["entries"]) for r in during if r.get("entries") is not None]
         read_rate = (
             (reads[-1][1] - reads[0][1]) / (reads[-1][0] - reads[0][0])
@@ -724,6 +741,8 @@ def summarize(
                 "caught_up_after_end_s": (caught[0] - p.end) if caught else None,
                 "writer_blocked_s": blocked,
                 "lag_true_p50_s": percentile(col(during, "lag_true"), 50),
+                "batches_per_s": n_batches / span if span else None,
+                "batch_ms_mean": 1000 * batch_s / n_batches if n_batches else None,
                 "daemon_cpu_mean": mean(col(during, "daemon_cpu")),
                 "daemon_cpu_max": max(col(during, "daemon_cpu"), default=None),
                 "remote_cpu_mean": mean(col(during, "remote_cpu")),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import live as L  # noqa: N812
+from bench import scale as scale_mod
 
 PHASE_COLORS = {"1k": "#4c72b0", "10k": "#55a868", "30k": "#c44e52"}
 
@@ -313,6 +314,7 @@ def live_section(
                 f"{fmt(e['p50'])} / {fmt(e['p99'])}",
                 f"{fmt(p['lag_reported_max_s'], '.2f')} / {fmt(p['lag_true_max_s'], '.2f')}",
                 fmt(p["caught_up_after_end_s"], ".1f"),
+                f"{fmt(p.get('batches_per_s'), '.0f')} / {fmt(p.get('batch_ms_mean'), '.1f')}",
                 f"{fmt(p['daemon_cpu_mean'], '.0f')} ({fmt(p['daemon_cpu_max'], '.0f')})",
                 fmt(p["remote_cpu_mean"], ".0f"),
                 fmt(p["others_cpu_mean"], ".0f"),
@@ -329,12 +331,13 @@ def live_section(
             "write→event p50 / p99 ms",
             "max lag s, reported / true",
             "caught up after the load, s",
+            "batches/s / mean batch ms",
             "daemon CPU % mean (max)",
             "journal-remote CPU %",
             "others' CPU %",
             "RssAnon MB start → end",
         ],
-        "lrrrrrrrrrrr",
+        "lrrrrrrrrrrrr",
         rows,
     )
     r = lv["rss_anon_mb"]
@@ -426,6 +429,22 @@ def scale_section(sc: dict[str, Any], w: Any, out: list[str]) -> None:
             f"in {x['seconds']:.1f} s ({x['entries_per_s']:,.0f}/s), peak RssAnon "
             f"{x['peak_anon_mb']:.0f} MB, state file {x['state_file_mb']:.1f} MB."
         )
+    book = sc.get("alert_book")
+    if book:
+        w(
+            "\n### The alert book, per committed batch\n\n"
+            + " ".join((scale_mod.alert_book_cost.__doc__ or "").split())
+            + " Median of 20, in this process.\n"
+        )
+        out += table(
+            ["active unknown-status keys", "ms per batch", "JSON written per batch", "bytes/key"],
+            "rrrr",
+            [
+                [f"{b['keys']:,}", f"{b['ms_per_batch']:.2f}", f"{b['json_bytes']:,} B",
+                 f"{b['bytes_per_key']:.0f}"]
+                for b in book
+            ],
+        )  # fmt: skip
     s9, s50, dd = sc["rules"]["shipped"], sc["rules"]["fifty"], sc["rules"]["delta"]
     w(f"\n## Scale of rules: 50 instead of 9, on {sc['big']}\n")
     hits = dd["synthetic_matches"]

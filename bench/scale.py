@@ -230,6 +230,71 @@ def daemon_catchup(directory: Path, config: Path, expected: int, work: Path) -> 
     }
 
 
+def alert_book_cost(sizes: tuple[int, ...] = (10, 100, 1000, 10_000)) -> list[dict[str, Any]]:
+    """What the daemon does with its alert book on every committed batch (monitor/daemon.py
+    step(): book.expire, the JSON snapshot written into the state's meta table, book.firing and
+    book.sendable for the alerter), timed with N active unknown-status keys (request_ids). An
+    unknown status pages for one_off_ttl (1h), so N is the distinct request_ids with an unknown
+    status in the last hour."""
+    import sqlite3
+    import tracemalloc
+
+    from monitor.alerts import AlertBook
+    from monitor.config import load_config
+    from monitor.model import Event, EventKind, Severity
+
+    config = load_config(REPO / "config.yaml")
+    out = []
+    for n in sizes:
+        book = AlertBook(config)
+        now = time.time_ns() // 1000
+        tracemalloc.start()
+        book.apply(
+            [
+                Event(now - 1000 * i, "unknown_status", EventKind.UNKNOWN_VALUE,
+                      Severity.CRITICAL, f"{i:08x}-c830-400c-a066-b8cf74cf1e9f",
+                      {"status": "completed_x", "normalized": ""},
+                      f"unknown status 'completed_x' for request_id {i:08x}-c830-400c-a066-"
+                      "b8cf74cf1e9f: the service dropped it; it matches no known status")
+                for i in range(n)
+            ],
+            now,
+        )  # fmt: skip
+        held = tracemalloc.get_traced_memory()[0]  # the events are gone: what the book keeps
+        tracemalloc.stop()
+        with tempfile.TemporaryDirectory() as tmp:
+            db = sqlite3.connect(Path(tmp) / "s.sqlite", isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            times, size = [], 0
+            for _ in range(20):
+                t = time.perf_counter()
+                book.expire(now)
+                text = json.dumps(book.snapshot(), ensure_ascii=False)
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('alerts', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (text,),
+                )
+                db.execute("COMMIT")
+                book.firing()
+                book.sendable()
+                times.append(time.perf_counter() - t)
+                size = len(text.encode())
+            db.close()
+        out.append(
+            {
+                "keys": n,
+                "ms_per_batch": 1000 * statistics.median(times),
+                "json_bytes": size,
+                "bytes_per_key": held / n,
+            }
+        )
+    return out
+
+
 def config_copy(dest: Path, extra_rules: list[dict[str, Any]] | None = None) -> Path:
     doc = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     doc["journal"]["start"] = "head"
@@ -326,7 +391,14 @@ def run(
                 k: v for k, v in s50["counters"].items() if k.startswith("synthetic_")
             },
         }
+        book = alert_book_cost()
+        for b in book:
+            print(
+                f"alert book with {b['keys']:,} keys: {b['ms_per_batch']:.2f} ms per batch, "
+                f"{b['json_bytes']:,} bytes of JSON, {b['bytes_per_key']:.0f} bytes/key"
+            )
         return {
+            "alert_book": book,
             "runs": runs,
             "size": size,
             "seed": seed,
