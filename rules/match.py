@@ -99,7 +99,9 @@ class MatchRule:
         if self._remember:
             ctx.remember(self.base.name, entry, labels_of(m))
         if self._keyed and self.spec.key and m.group(self.spec.key):
-            ctx.remember_keyed(self.base.name, m.group(self.spec.key), labels_of(m))
+            # whole groups, not labels cut to 200 characters: a webhook body is replayed from it
+            groups = {k: v for k, v in m.groupdict().items() if v is not None}
+            ctx.remember_keyed(self.base.name, m.group(self.spec.key), groups)
         if not self._emit:
             return []
         key = m.group(self.spec.key) if self.spec.key else None

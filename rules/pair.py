@@ -98,8 +98,8 @@ class PairRule:
         # cumulative histogram of closed durations: counts per bucket (+Inf last), then the sum
         self.duration_counts = [0] * (len(DURATION_BUCKETS_S) + 1)
         self.duration_sum_s = 0.0
-        self._dirty_open: set[str] = set()
-        self._dirty_closed: set[str] = set()
+        self._dirty_open: dict[str, None] = {}  # ordered: rows are written in opening order
+        self._dirty_closed: dict[str, None] = {}
 
     def observe(self, entry: Entry, ctx: Context) -> list[Event]:
         message, key = entry.message, self.spec.key
@@ -126,7 +126,7 @@ class PairRule:
             return
         deadline = t + self.spec.deadline_us
         self.open[key] = OpenPair(t, deadline, labels)
-        self._dirty_open.add(key)
+        self._mark_open(key)
         heapq.heappush(self._heap, (deadline, key))
         ctx.schedule(deadline)
         self._counts["opened"] += 1
@@ -135,9 +135,15 @@ class PairRule:
             self._drop(oldest)
             self._counts["evicted"] += 1
 
+    def _mark_open(self, key: str) -> None:
+        self._dirty_open[key] = None
+
+    def _mark_closed(self, key: str) -> None:
+        self._dirty_closed[key] = None
+
     def _drop(self, key: str) -> OpenPair:
         pair = self.open.pop(key)
-        self._dirty_open.add(key)
+        self._mark_open(key)
         if pair.stalled:
             self.stalled_open -= 1
         return pair
@@ -171,14 +177,14 @@ class PairRule:
     def _remember_closed(self, key: str, t: int) -> None:
         closed = self.closed
         closed[key] = t
-        self._dirty_closed.add(key)
+        self._mark_closed(key)
         horizon = t - self.spec.forget_after_us
         while closed:
             first = next(iter(closed))
             if closed[first] > horizon and len(closed) <= self.spec.max_open:
                 break
             del closed[first]
-            self._dirty_closed.add(first)
+            self._mark_closed(first)
 
     def tick(self, now_us: int) -> list[Event]:
         events: list[Event] = []
@@ -190,7 +196,7 @@ class PairRule:
                 continue
             if not pair.stalled and when == pair.deadline_us:
                 pair.stalled = True
-                self._dirty_open.add(key)
+                self._mark_open(key)
                 self.stalled_open += 1
                 self._counts["stalled"] += 1
                 heapq.heappush(heap, (pair.start_us + forget, key))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -176,16 +175,6 @@ def test_evictions_keep_every_structure_bounded(entries: list[Entry]) -> None:
     check_bounds(engine)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG monitor/state.py StateStore.commit/_write_rows with restore ORDER BY rowid (commit "
-        "7305572): open pairs are INSERTed in the iteration order of PairRule._dirty_open, a set "
-        "(string-hash order, random per process), so after a restart the trainings opened in one "
-        "batch come back in a random order; when max_open overflows, another training is "
-        "evicted (and other ones reported stalled) than without the restart"
-    ),
-)
 def test_eviction_after_a_restart_picks_the_same_pairs() -> None:
     """max_open 50: 50 trainings open in one batch (one commit), a restart, then one more
     start: without the restart the first one opened is evicted. Five independent key sets, so

@@ -188,16 +188,6 @@ FAL_BODY = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG rules/match.py MatchRule.observe -> engine.remember_keyed(labels_of(m)): the "
-        "webhook_received `payload` group is cut to MAX_LABEL_CHARS (200) like any label, so a "
-        "logged fal.ai body longer than 200 characters no longer parses and the fallback POSTs "
-        "only {request_id, status}: the training's result (LoRA URL) is dropped, although "
-        "parse_payload allows 64 KiB"
-    ),
-)
 def test_a_real_size_fal_body_is_replayed_with_its_payload() -> None:
     assert len(repr(FAL_BODY)) > 200
     assert replay_body(FAL_BODY) == {**FAL_BODY, "status": "completed"}
