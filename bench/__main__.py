@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "live" not in skip:
         print("== live", flush=True)
-        res["live"] = live.run(quick=quick)
+        res["live"] = live.run_repeated(quick=quick)
         live.print_table(res["live"])
         res["live_missed"] = live.verdicts(res["live"])
-        commands.append(".venv/bin/python -m bench.live" + (" --quick" if quick else ""))
+        commands.append(".venv/bin/python -m bench.live " + ("--quick" if quick else "--runs 3"))
         for v in res["live_missed"]:
             print(f"MISSED: {v}")
         if (res["live_missed"] or args.profile) and shutil.which(live.PY_SPY):

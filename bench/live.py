@@ -20,9 +20,10 @@ Measured, in this process:
 - write → event: the same until GET /api/v1/events?limit=20 has the marker's unknown_value event
   (known by its time, the entry's own timestamp to the microsecond).
 - lag: `aisha_monitor_journal_lag_seconds` scraped every 0.5 s (the daemon's own figure, 0 while
-  it is caught up), and the true lag during a load: scrape time minus `journal.last_entry_time`
-  of /api/v1/state (the writer stamps entries with the wall clock, so this includes the
-  pipeline's delay); and how long after a load the daemon had read everything written.
+  it is caught up), and the true lag during a load: scrape time minus the later of
+  `journal.last_entry_time` of /api/v1/state and the load's start (the writer stamps entries
+  with the wall clock, so this is the age of the oldest entry not yet read, pipeline included);
+  and how long after a load the daemon had read everything written.
 - batches: `aisha_monitor_batch_duration_seconds` count and sum, per load.
 - CPU% and RSS (VmRSS, RssAnon, RssFile) of the daemon, journal-remote and the writer from /proc
   every 0.5 s, and the whole machine's busy CPU (/proc/stat; 2 cores shared with other runs).
@@ -708,6 +709,9 @@ def summarize(
             latency[poller.what], missed[poller.what] = lat, len(ks) - len(lat)
         inside = [r for r in rows if p.start <= r["t"] <= p.end + GAP_S]
         during = [r for r in rows if p.start <= r["t"] <= p.end]
+        for r in during:  # the oldest entry not yet read is at most as old as the load
+            if r.get("lag_true") is not None:
+                r["lag_in_load"] = r["t"] - max(r["t"] - r["lag_true"], p.start)
         second_half = [r for r in during if r["t"] >= p.start + p.seconds / 2]
 
         def col(rs: list[dict[str, Any]], key: str) -> list[float]:
@@ -737,10 +741,10 @@ def summarize(
                 "events_ms": stats(latency.get("events", [])),
                 "missed": missed,
                 "lag_reported_max_s": max(col(inside, "lag_reported"), default=None),
-                "lag_true_max_s": max(col(during, "lag_true"), default=None),
+                "lag_true_max_s": max(col(during, "lag_in_load"), default=None),
                 "caught_up_after_end_s": (caught[0] - p.end) if caught else None,
                 "writer_blocked_s": blocked,
-                "lag_true_p50_s": percentile(col(during, "lag_true"), 50),
+                "lag_true_p50_s": percentile(col(during, "lag_in_load"), 50),
                 "batches_per_s": n_batches / span if span else None,
                 "batch_ms_mean": 1000 * batch_s / n_batches if n_batches else None,
                 "daemon_cpu_mean": mean(col(during, "daemon_cpu")),
@@ -813,13 +817,13 @@ def verdicts(result: dict[str, Any]) -> list[str]:
     out = []
     by = {p["phase"]: p for p in result["phases"]}
     p10 = by.get("10k")
-    if p10:
-        p99 = p10["metrics_ms"]["p99"]
+    if p10:  # with several runs: the median of the runs' p99
+        p99 = p10["metrics_ms"].get("p99_median_of_runs", p10["metrics_ms"]["p99"])
         if p99 is None or p99 >= TARGETS["p99_metrics_ms_at_10k"] or p10["missed"]["metrics"]:
             out.append(f"p99 write→/metrics at 10k/s is {fmt(p99)} ms (target < 100 ms)")
     p30 = by.get("30k")
     if p30:
-        lag = max(p30["lag_true_max_s"] or 0, p30["lag_reported_max_s"] or 0)
+        lag = max(p30["lag_true_max_s"] or 0, p30["lag_reported_max_s"] or 0)  # median of runs
         if lag >= TARGETS["max_lag_s_at_30k"]:
             out.append(f"max lag at 30k/s is {lag:.2f} s (target < 1 s)")
         if p30["written_rate"] < 0.95 * p30["offered_rate"]:
@@ -888,12 +892,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", metavar="PHASE", help="py-spy record the daemon in PHASE")
     parser.add_argument("--profile-out", type=Path)
+    parser.add_argument("--runs", type=int, default=1, help="repeat (the soak in the last)")
     parser.add_argument("--writer", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.writer:
         return writer_main(args.writer)
     if not os.access(JOURNAL_REMOTE, os.X_OK):
         raise SystemExit(f"{JOURNAL_REMOTE} is needed (Debian package systemd-journal-remote)")
+    if args.runs > 1:
+        result = run_repeated(args.quick, args.runs, args.seconds)
+        print_table(result)
+        for v in verdicts(result):
+            print(f"MISSED: {v}")
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     result = run(
         quick=args.quick,
         seconds=args.seconds,
@@ -959,3 +972,56 @@ def profile_summary(path: Path, phase: str) -> dict[str, Any]:
             "15 s in production). Samples count threads holding or waiting for the GIL alike."
         ),
     }
+
+
+def run_repeated(
+    quick: bool = False, runs: int | None = None, seconds: float | None = None
+) -> dict[str, Any]:
+    """`run` `runs` times (3; 1 with quick), the soak only in the last; per load, each run's
+    figures and their median, the latency percentiles of all runs' markers pooled. The time
+    series (plots) are the last run's."""
+    runs = runs or (1 if quick else 3)
+    results = []
+    for i in range(runs):
+        last = i == runs - 1
+        print(f"live run {i + 1} of {runs}", flush=True)
+        results.append(run(quick=quick, seconds=seconds, soak_s=None if last else 0.0))
+        print_table(results[-1])
+    combined = dict(results[-1])
+    phases = []
+    for p in results[-1]["phases"]:
+        same = [q for r in results for q in r["phases"] if q["phase"] == p["phase"]]
+        merged = dict(p)
+        merged["runs"] = len(same)
+        pooled: dict[str, list[float]] = {}
+        for what in ("metrics", "events"):
+            pooled[what] = [x for q in same for x in q["latency_samples_ms"].get(what, [])]
+            merged[f"{what}_ms"] = stats(pooled[what])
+            merged[f"{what}_ms"]["p99_per_run"] = [q[f"{what}_ms"]["p99"] for q in same]
+            merged[f"{what}_ms"]["p50_per_run"] = [q[f"{what}_ms"]["p50"] for q in same]
+            merged[f"{what}_ms"]["p99_median_of_runs"] = _median(
+                [q[f"{what}_ms"]["p99"] for q in same]
+            )
+        merged["latency_samples_ms"] = pooled
+        merged["missed"] = {w: sum(q["missed"][w] for q in same) for w in ("metrics", "events")}
+        for key in (
+            "written_rate", "daemon_read_rate", "lag_reported_max_s", "lag_true_max_s",
+            "caught_up_after_end_s", "batches_per_s", "batch_ms_mean", "daemon_cpu_mean",
+            "remote_cpu_mean", "writer_cpu_mean", "machine_cpu_mean", "others_cpu_mean",
+            "writer_blocked_s",
+        ):  # fmt: skip
+            values = [q.get(key) for q in same]
+            merged[f"{key}_per_run"] = values
+            merged[key] = _median([v for v in values if v is not None])
+        merged["daemon_cpu_max"] = max((q["daemon_cpu_max"] or 0) for q in same)
+        phases.append(merged)
+    combined["phases"] = phases
+    combined["runs"] = runs
+    combined["per_run"] = [
+        {k: v for k, v in r.items() if k not in ("series", "phases")} for r in results
+    ]
+    return combined
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None

@@ -19,6 +19,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=5000, help="aisha-api entries per second")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between rows")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (journals)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="aisha-soak-"))
     (work / "journal").mkdir()
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         api.stop()
         am.stop()
         lj.close()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)  # ~100 MB of journal per minute
 
 
 if __name__ == "__main__":
