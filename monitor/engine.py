@@ -4,15 +4,17 @@ their own time. Pure: no I/O, no wall clock; time comes from the entries and fro
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from monitor.config import Config
-from monitor.model import Entry, Event
-from rules.base import BuildContext, Rule
+from monitor.model import Entry, Event, Gate
+from rules.base import BuildContext, Heartbeat, Rule
 
 _RECALL_LIMIT = 10_000  # (rule, host, pid) slots kept for context joins
 _KEYED_LIMIT = 10_000  # (rule, key) payloads kept for handlers
+_GATE_MIN_CHARS = 6  # a gate literal shorter than this would let too many lines through
+_NEVER = 1 << 62  # a deadline later than any journal time
 
 
 class RecentMatches:
@@ -48,6 +50,26 @@ class RecentMatches:
             self._slots[(str(rule), str(host), int(pid))] = (int(t), dict(groups))
 
 
+def gate_literals(literals: Iterable[str]) -> tuple[str, ...]:
+    """Few short literals one of which every line containing any of `literals` contains.
+
+    Rules' literals often share a prefix (`[WEBHOOK] ...`, `[WEBHOOK BACKGROUND] ...`): a common
+    prefix of at least _GATE_MIN_CHARS stands for them all, so a line that matches no rule is
+    turned away by a couple of substring checks instead of one per rule."""
+    left = {lit.lstrip() or lit for lit in literals}
+    gate: list[str] = []
+    while left:
+        covers: dict[str, int] = {}
+        for lit in left:
+            for end in range(min(_GATE_MIN_CHARS, len(lit)), len(lit) + 1):
+                covers[lit[:end]] = covers.get(lit[:end], 0) + 1
+        # the prefix that stands for the most literals; the longest of those (fewest false hits)
+        best = max(sorted(covers), key=lambda p: (covers[p], len(p)))
+        gate.append(best)
+        left = {lit for lit in left if not lit.startswith(best)}
+    return tuple(sorted(gate))
+
+
 def build_rules(config: Config) -> list[Rule]:
     remembered = frozenset(
         c.rule for spec in config.rules if (c := getattr(spec, "context", None)) is not None
@@ -71,7 +93,12 @@ class Engine:
     before the source moves on (the engine calls it synchronously inside `observe`)."""
 
     def __init__(
-        self, rules: Iterable[Rule], max_message_chars: int = 64 * 1024, *, host_label: bool = False
+        self,
+        rules: Iterable[Rule],
+        max_message_chars: int = 64 * 1024,
+        *,
+        host_label: bool = False,
+        fast_path: bool = True,
     ) -> None:
         self.rules = list(rules)
         self.max_message_chars = max_message_chars
@@ -81,7 +108,7 @@ class Engine:
         self.fill: Fill | None = None
         self.host_label = host_label  # every event gets labels.host (the entry's _HOSTNAME)
         self._timed = [r for r in self.rules if r.timed]
-        self._next_deadline: int | None = 0 if self._timed else None
+        self._next_deadline = 0 if self._timed else _NEVER
         # per rule in config order: (rule, the single literal or None, all literals, max priority)
         self._dispatch = [
             (r, r.prefilter[0] if len(r.prefilter) == 1 else None, r.prefilter, r.base.priority,
@@ -89,6 +116,10 @@ class Engine:
             for r in self.rules
         ]  # fmt: skip
         self.uses_priority = any(r.base.priority is not None for r in self.rules)
+        gate, self._gate_priority, self._heartbeats = _fast_path(self.rules)
+        self._gated = gate is not None and fast_path
+        self._gate = gate or ()
+        self._fast = False  # decided at the first full observe (after a restore, too)
         self.uses_origin = any(r.needs_origin for r in self.rules)
         self._context = _EngineContext(self)
         self.ended: list[tuple[str, str, int]] = []
@@ -107,15 +138,62 @@ class Engine:
 
     def schedule(self, deadline_us: int) -> None:
         """Tick no later than `deadline_us` (rules call it through their Context)."""
-        if self._next_deadline is None or deadline_us < self._next_deadline:
+        if deadline_us < self._next_deadline:
             self._next_deadline = deadline_us
 
-    def observe(self, entry: Entry) -> tuple[list[Event], list[Event]]:
+    def gate(self) -> Gate | None:
+        """What a reader may leave out, or None when every line must come to `observe`."""
+        if not self._gated:
+            return None
+        windows = [r.window_us for r in self._heartbeats]
+        return Gate(
+            tuple(lit.encode() for lit in self._gate),
+            self._gate_priority,
+            min(windows) if windows else _NEVER,
+        )
+
+    def skip(self, count: int, last_us: int) -> list[Event]:
+        """`count` lines that `gate()` let a reader leave out, the last of them at `last_us`;
+        the deadlines that fell due among them.
+
+        Only heartbeat rules look at such lines, and the gate sends the engine every line after
+        a longer silence than their window or a step back in time: so the run's times go
+        forward, its last is its latest, and what falls due among them is what falls due
+        before the last (the deadline of a line that ends a pair comes with that line)."""
+        self.entries += count
+        if last_us > self.now_us:
+            self.now_us = last_us
+        for rule in self._heartbeats:
+            rule.pulse(last_us, count)
+        return self.tick(last_us - 1) if last_us > self._next_deadline else []
+
+    def observe(self, entry: Entry) -> tuple[Sequence[Event], Sequence[Event]]:
         """(deadlines that fell due up to this entry's time, events this entry produced)."""
+        # the fast path: most lines match no rule's literals and nothing is due; such a line
+        # only counts, and tells the heartbeat rules (absence of any line) that it was seen
+        if self._fast:
+            t = entry.realtime_us
+            if t <= self._next_deadline and entry.priority > self._gate_priority:
+                message = entry.message
+                for lit in self._gate:
+                    if lit in message:
+                        break
+                else:
+                    self.entries += 1
+                    if t > self.now_us:
+                        self.now_us = t
+                    for rule in self._heartbeats:
+                        rule.pulse(t, 1)
+                    return _NOTHING
+        due, produced = self._observe(entry)
+        self._fast = self._gated and all(r.pulsing for r in self._heartbeats)
+        return due, produced
+
+    def _observe(self, entry: Entry) -> tuple[list[Event], list[Event]]:
         t = entry.realtime_us
         # deadlines strictly before this entry: an end logged exactly at its deadline is in time
         due: list[Event] = []
-        if self._next_deadline is not None and t > self._next_deadline:
+        if t > self._next_deadline:
             due = self.tick(t - 1)
         if t > self.now_us:
             self.now_us = t
@@ -156,11 +234,12 @@ class Engine:
         for rule in self._timed:
             events.extend(rule.tick(now_us))
         events.sort(key=lambda e: e.time_us)
-        self._next_deadline = None
+        self._next_deadline = _NEVER
         for rule in self._timed:
             deadline = rule.next_deadline()
             if deadline is not None:
                 self.schedule(deadline)
+        self._fast = self._gated and all(r.pulsing for r in self._heartbeats)
         return events
 
     def counters(self) -> dict[str, dict[str, int]]:
@@ -174,7 +253,32 @@ class Engine:
         self.now_us = int(state.get("now_us", 0))
         self.entries = int(state.get("entries", 0))
         self.recall.restore(state.get("recall", []))
-        self._next_deadline = 0 if self._timed else None  # recomputed at the next entry or tick
+        self._next_deadline = 0 if self._timed else _NEVER  # recomputed at the next entry or tick
+        self._fast = False  # rules were restored, too: the next entry takes the full path
+
+
+_NOTHING: tuple[Sequence[Event], Sequence[Event]] = ((), ())
+
+
+def _fast_path(rules: list[Rule]) -> tuple[tuple[str, ...] | None, int, list[Heartbeat]]:
+    """(gate literals, or None when some rule must see every line; the lowest priority that
+    must take the full path, -1 for none; the heartbeat rules).
+
+    A heartbeat rule (`pulse`/`pulsing`) looks at every line but only notes its time while
+    `pulsing`; any other rule without literals must see each line: no fast path."""
+    literals: list[str] = []
+    heartbeats: list[Heartbeat] = []
+    gate_priority = -1
+    for rule in rules:
+        if rule.prefilter:
+            literals += rule.prefilter
+        elif rule.base.priority is not None and not isinstance(rule, Heartbeat):
+            gate_priority = max(gate_priority, rule.base.priority)
+        elif isinstance(rule, Heartbeat) and rule.base.priority is None:
+            heartbeats.append(rule)
+        else:
+            return None, -1, []
+    return gate_literals(literals), gate_priority, heartbeats
 
 
 class _EngineContext:

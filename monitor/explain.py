@@ -92,7 +92,7 @@ class Explainer:
         produced: list[Event] = []
         if followed:
             entry = Entry(T0 + self.n * 1_000_000, line, opts.unit, PID, opts.priority, HOST)
-            produced = self.engine.observe(entry)[1]
+            produced = list(self.engine.observe(entry)[1])
         self.n += 1
         after = self.engine.counters()
         reports = []

@@ -9,13 +9,16 @@ private calls, so an upgrade that changes them fails loudly.
 from __future__ import annotations
 
 import codecs
+import itertools
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from systemd import daemon, journal
 
-from monitor.model import Entry
+from monitor.model import Entry, Gate
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class JournalSource:
         files: tuple[str, ...] = (),
         max_message_bytes: int = 64 * 1024,
         fields: Fields = Fields(),
+        max_priority: int | None = None,
     ) -> None:
         try:
             if files:
@@ -72,6 +76,10 @@ class JournalSource:
             self._reader.add_disjunction()
         for ident in identifiers:
             self._reader.add_match(SYSLOG_IDENTIFIER=ident)
+        if max_priority is not None:  # (units OR identifiers) AND priority <= max_priority
+            self._reader.add_conjunction()
+            for p in range(max_priority + 1):
+                self._reader.add_match(PRIORITY=str(p))
         # with one unit and no identifiers every entry has that unit: no need to read it
         self._fixed_unit = units[0] if len(units) == 1 and not identifiers else None
         self._fields = fields
@@ -170,6 +178,89 @@ class JournalSource:
                 _text(get, "_HOSTNAME") if read_host else "",
             ))  # fmt: skip
 
+    def times(self) -> set[int]:
+        """The times of the entries from the current position on (with `max_priority`: finding
+        the few urgent entries through the journal's index costs less than reading PRIORITY of
+        every entry)."""
+        found = set()
+        while self._next():
+            found.add(int(self._reader._get_realtime()))
+        return found
+
+    def scan(
+        self, gate: Gate, until_us: int | None = None, urgent: set[int] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Everything from the current position to the end (or `until_us`), for another process
+        to evaluate: a line `gate` lets through as the fields of an Entry plus its cursor; a run
+        of lines it turns away as (how many, time of the last). The catch-up path of a backlog:
+        only the few lines that reach a rule are decoded and sent. `urgent`: the times of the
+        entries at the gate's priority or more urgent (`times`); PRIORITY is read only there."""
+        r = self._reader
+        get, next_, realtime, cursor = r._get, r._next, r._get_realtime, r._get_cursor
+        lits, max_priority, quiet = gate.literals, gate.priority, gate.quiet_us
+        unit, limit = self._fixed_unit, self._max
+        origin = self._fields.pid or self._fields.hostname
+        out: list[tuple[Any, ...]] = []
+        skipped, prev = 0, -quiet - 1
+        while True:
+            try:
+                if not next_():
+                    break
+            except OSError:
+                if not self._next():  # counts and retries
+                    break
+            try:
+                t = realtime()
+                raw = get("MESSAGE")
+            except KeyError:
+                raw = b""
+            except OSError as e:
+                self.read_errors += 1
+                log.warning("cannot read an entry's MESSAGE, skipping it: %s", e)
+                continue
+            priority = 6
+            if max_priority >= 0 and (urgent is None or t in urgent):
+                try:  # noqa: SIM105 - contextlib.suppress would cost a context manager per entry
+                    priority = _PRIORITY.get(get("PRIORITY"), 6)
+                except (KeyError, OSError):
+                    pass
+            if until_us is not None and t > until_us:
+                break
+            # a line after a silence or a clock step back goes to the engine whatever it says
+            if priority > max_priority and 0 <= t - prev <= quiet:
+                for lit in lits:
+                    if lit in raw:
+                        break
+                else:
+                    skipped += 1
+                    prev = t
+                    continue
+            if skipped:
+                out.append((skipped, prev))
+                skipped = 0
+            prev = t
+            out.append((
+                t,
+                self._decode(raw, limit),
+                unit or _text(get, "_SYSTEMD_UNIT"),
+                _int(get, "_PID", 0) if origin else -1,
+                priority,
+                _text(get, "_HOSTNAME") if origin else "",
+                cursor(),
+            ))  # fmt: skip
+        if skipped:
+            out.append((skipped, prev))
+        return out
+
+    def _decode(self, raw: bytes, limit: int) -> str:
+        if len(raw) > limit:
+            self.truncated += 1
+            return codecs.getincrementaldecoder("utf-8")("replace").decode(raw[:limit])
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", "replace")
+
     def fill(self, entry: Entry) -> Entry:
         """`entry` with its pid and hostname, read from the entry the reader stands on: call it
         only for the entry just yielded, before the next one is read."""
@@ -182,6 +273,40 @@ class JournalSource:
 
     def close(self) -> None:
         self._reader.close()
+
+
+def file_spans(directory: str) -> list[tuple[str, int, int]] | None:
+    """The journal files of `directory` as (path, first time, last time), oldest first, when
+    they follow each other in time (one journal, rotated); None when their times overlap (several
+    machines or users in one directory) or a file cannot be read: then only a reader of the
+    whole directory knows the order."""
+    spans = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return None
+    for name in names:
+        if not name.endswith((".journal", ".journal~")):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            reader = journal.Reader(files=[path])
+            try:
+                if not reader._next():
+                    continue
+                first = int(reader._get_realtime())
+                reader.seek_tail()
+                if not reader._previous():
+                    return None
+                spans.append((path, first, int(reader._get_realtime())))
+            finally:
+                reader.close()
+        except (OSError, ValueError):
+            return None
+    spans.sort(key=lambda s: s[1])
+    if any(a[2] > b[1] for a, b in itertools.pairwise(spans)):
+        return None
+    return spans
 
 
 def _text(get: object, field: str) -> str:

@@ -42,6 +42,17 @@ def format_time(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What a reader may leave out: a line that contains none of `literals` (UTF-8), has a
+    priority above `priority` (-1: any) and follows the line before it by 0 to `quiet_us`
+    reaches no rule; the engine only needs to know that it was there (`Engine.skip`)."""
+
+    literals: tuple[bytes, ...]
+    priority: int
+    quiet_us: int
+
+
 class Entry(NamedTuple):
     """One journal entry, reduced to what rules look at.
 

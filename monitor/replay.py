@@ -6,13 +6,14 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from monitor import backlog
 from monitor.config import Config
 from monitor.engine import Engine, build_rules
 from monitor.journal import Fields, JournalSource
-from monitor.model import Event, format_time
+from monitor.model import Entry, Event, Gate, format_time
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class ReplayResult:
     engine: Engine
     read_errors: int
     truncated: int
+    parallel_files: int = 0  # files read by worker processes (0: one reader, in this process)
 
 
 def fields_for(engine: Engine) -> Fields:
@@ -62,11 +64,41 @@ def run_replay(
     engine = Engine(
         build_rules(config), config.journal.max_message_bytes, host_label=config.journal.host_label
     )
-    source = open_source(config, opts, fields_for(engine))
-    engine.fill = source.fill
     write = _writer(opts.output_format, out)
     started = time.monotonic()
     bar = _Progress(progress, started) if progress is not None else None
+    directory = opts.directory or (None if opts.files else config.journal.directory)
+    paths = backlog.plan(directory, opts.since_us, opts.until_us)
+    try:
+        if paths is None:
+            n_events, errors, truncated = _read_one_by_one(config, opts, engine, write, bar)
+        else:
+            n_events, errors, truncated = _read_in_parallel(config, opts, engine, paths, write, bar)
+        final = opts.now_us if opts.now_us is not None else engine.now_us
+        if final:
+            for e in engine.tick(final):
+                write(e)
+                n_events += 1
+    finally:
+        if bar is not None:
+            bar.done()
+    seconds = time.monotonic() - started
+    files = len(paths) if paths else 0
+    return ReplayResult(engine.entries, n_events, seconds, engine, errors, truncated, files)
+
+
+Counts = tuple[int, int, int]  # events, read errors, truncated messages
+
+
+def _read_one_by_one(
+    config: Config,
+    opts: ReplayOptions,
+    engine: Engine,
+    write: Callable[[Event], None],
+    bar: _Progress | None,
+) -> Counts:
+    source = open_source(config, opts, fields_for(engine))
+    engine.fill = source.fill
     n_events = 0
     try:
         if opts.since_us is not None:
@@ -88,23 +120,57 @@ def run_replay(
             n_events += len(due)
             if bar is not None and not engine.entries & 0x3FFF:
                 bar.update(engine.entries)
-        final = opts.now_us if opts.now_us is not None else engine.now_us
-        if final:
-            for e in engine.tick(final):
-                write(e)
-                n_events += 1
     finally:
         source.close()
+    return n_events, source.read_errors, source.truncated
+
+
+def _read_in_parallel(
+    config: Config,
+    opts: ReplayOptions,
+    engine: Engine,
+    paths: list[str],
+    write: Callable[[Event], None],
+    bar: _Progress | None,
+) -> Counts:
+    """The same as `_read_one_by_one`, the files read by worker processes (monitor/backlog.py):
+    the engine gets every line that can reach a rule, and the count of the others."""
+    j = config.journal
+    fields = fields_for(engine)
+    gate = engine.gate() or Gate((b"",), -1, 0)  # b"" is in every line: nothing is left out
+    origin = engine.uses_origin or engine.host_label
+    tasks = [
+        backlog.Task(
+            path,
+            j.units,
+            j.identifiers,
+            j.max_message_bytes,
+            dataclasses.replace(fields, pid=origin, hostname=origin),
+            gate,
+            opts.since_us,
+            opts.until_us,
+        )
+        for path in paths
+    ]
+    n_events = errors = truncated = 0
+    new = tuple.__new__
+    for part in backlog.read(tasks):
+        errors += part.read_errors
+        truncated += part.truncated
+        for item in part.items:
+            if len(item) == 2:
+                due: Sequence[Event] = engine.skip(*item)
+                produced: Sequence[Event] = ()
+            else:
+                due, produced = engine.observe(new(Entry, item[:6]))
+            for e in due:
+                write(e)
+            for e in produced:
+                write(dataclasses.replace(e, cursor=item[6]))
+            n_events += len(due) + len(produced)
         if bar is not None:
-            bar.done()
-    return ReplayResult(
-        engine.entries,
-        n_events,
-        time.monotonic() - started,
-        engine,
-        source.read_errors,
-        source.truncated,
-    )
+            bar.update(engine.entries)
+    return n_events, errors, truncated
 
 
 def _writer(fmt: str, out: TextIO) -> Callable[[Event], None]:
@@ -154,6 +220,7 @@ def print_summary(result: ReplayResult, stream: TextIO = sys.stderr) -> None:
         f"{result.events} events"
         + (f", {result.read_errors} read errors" if result.read_errors else "")
         + (f", {result.truncated} messages truncated" if result.truncated else "")
+        + (f", {result.parallel_files} files read in parallel" if result.parallel_files else "")
         + "\n"
     )
     for rule in result.engine.rules:

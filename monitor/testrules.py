@@ -255,7 +255,8 @@ def evaluate(config: Config, test: RuleTest) -> tuple[list[Event], dict[str, dic
     for te in test.entries:
         if followed(config, te):
             due, produced = engine.observe(te.entry)
-            events += due + produced
+            events += due
+            events += produced
     final = test.eval_at_us if test.eval_at_us is not None else engine.now_us
     if final:
         events += engine.tick(final)

@@ -51,6 +51,7 @@ class AbsenceRule:
     def __init__(self, spec: AbsenceSpec) -> None:
         self.spec = spec
         self.base = spec.base
+        self.window_us = spec.window_us
         self.prefilter = spec.pattern.literals if spec.pattern else ()
         self._regex = spec.pattern.regex if spec.pattern else None
         self.last_us: int | None = None
@@ -77,6 +78,15 @@ class AbsenceRule:
                 "matching lines are back",
             )
         ]
+
+    @property
+    def pulsing(self) -> bool:
+        """Any line counts and nothing is absent: a line only needs `pulse`."""
+        return self._regex is None and not self.absent
+
+    def pulse(self, t_us: int, count: int) -> None:
+        self._counts["matches"] += count
+        self.last_us = t_us
 
     def tick(self, now_us: int) -> list[Event]:
         if self.last_us is None:

@@ -119,6 +119,21 @@ class Rule(Protocol):
 
 
 @runtime_checkable
+class Heartbeat(Protocol):
+    """A rule that looks at every line but, while `pulsing`, only notes the time of a line that
+    no other rule wants: the engine then calls `pulse` instead of `observe` (the fast path)."""
+
+    window_us: int  # a silence longer than this needs the full path
+
+    @property
+    def pulsing(self) -> bool: ...
+
+    def pulse(self, t_us: int, count: int) -> None:
+        """`count` lines, the last at `t_us`."""
+        ...
+
+
+@runtime_checkable
 class KeyedRule(Protocol):
     """A rule whose state is many keyed rows (open pairs): the store writes only what changed."""
 
