@@ -1,4 +1,5 @@
-"""Prefilter literals must be in every match; nested quantifiers are caught."""
+"""Prefilter literals must be in every match; nested quantifiers and repeated alternatives that
+can match the same text are caught."""
 
 from __future__ import annotations
 
@@ -87,3 +88,80 @@ def test_the_rejected_shape_really_is_slow_and_the_fix_is_not() -> None:
     assert re.search(r"(a+)+$", hostile) is None
     slow = time.monotonic() - started
     assert slow > 20 * fast  # why the config check exists; 2**20 steps vs a handful
+
+
+OVERLAPPING = [
+    r"(a|a)*b",
+    r"(a|aa)*b",
+    r"(a|aa)*?b",
+    r"(\w|\d\d)+$",
+    r"(\d|\w\w)+$",
+    r"(a|b|ab)*c",
+    r"(?:x|ab|a|b)+$",
+    r"(a|a?b)*c",
+    r"((a|a)c)*$",
+    r"x(?=(a|aa)*b)",
+    r"(?>(a|aa)*b)",
+    r"(?i:(a|A)x|ax)*y",
+]
+
+
+@pytest.mark.parametrize("pattern", OVERLAPPING)
+def test_repeated_alternatives_that_can_match_the_same_text_are_reported(pattern: str) -> None:
+    _, problems = check_pattern(pattern)
+    assert len(problems) == 1, problems
+    assert "alternatives can match the same text" in problems[0]
+    assert "exponential time" in problems[0] and "exclusive" in problems[0]
+
+
+def test_the_problem_names_the_repeated_group() -> None:
+    _, problems = check_pattern(r"^\[x\] (?P<id>\w+) (?:ok|(\w|\d\d)+)$")
+    assert problems[0].startswith(r"`(\w|\d\d)+`: a repeated group"), problems
+    _, problems = check_pattern(r"(a|a)*b(a|aa)*c")
+    assert [p.split(":")[0] for p in problems] == ["`(a|a)*`", "`(a|aa)*`"]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"(foo|far)*",
+        r"(GET|POST|PUT)",
+        r"(GET|POST|PUT)+",
+        r"(WARN|WARNING)+ ",
+        r"(ab|a)*c",  # "a" then "b" or the next round's "a": one way only
+        r"(a|ab)*c",
+        r"(\r\n|\n)*",
+        r"(?:\\.|[^\\\"])*\"",
+        r"(?:-\d|\+\d)+",
+        r"(Ж|ж)+",
+        r"(a|a)*+b",  # possessive and atomic repeats give nothing back
+        r"(?>a|a)*b",
+        r"(a|a){1,5}b",  # bounded
+        r"(\w|\d)+$",  # Python makes the class [\w\d] of it: linear
+    ],
+)
+def test_exclusive_alternatives_pass(pattern: str) -> None:
+    assert catastrophic_parts(pattern) == []
+
+
+def test_single_character_alternatives_are_one_class_to_python() -> None:
+    hostile = "1" * 5000 + "!"
+    started = time.monotonic()
+    assert re.search(r"(\w|\d)+$", hostile) is None
+    assert time.monotonic() - started < 1.0  # quadratic at worst, never exponential
+    assert catastrophic_parts(r"(\s+|\w+)*") != [], "a repeat in a repeat: the other check"
+
+
+words = st.text(alphabet="ab", min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words, words)
+def test_two_literal_alternatives(a: str, b: str) -> None:
+    """`(A|B)*` is ambiguous exactly when AB == BA: then rejected; when neither is a prefix of
+    the other, one way to read the text only: accepted."""
+    parts = catastrophic_parts(f"({a}|{b})*c")
+    if a + b == b + a:
+        assert parts, (a, b)
+    if not a.startswith(b) and not b.startswith(a):
+        assert parts == [], (a, b)
