@@ -73,6 +73,9 @@ class OpenPair:
 DURATION_BUCKETS_S = (60.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
 _COUNTS = ("matches", "opened", "closed", "stalled", "resolved", "evicted", "expired",
            "duplicate_start", "unmatched_end")  # fmt: skip
+# entries of ended and evicted pairs stay on the heap until popped; past twice the open pairs
+# (plus this) it is rebuilt, so memory follows max_open, not the starts within a deadline
+_HEAP_SLACK = 1024
 
 
 def _seconds(us: int) -> str:
@@ -128,12 +131,25 @@ class PairRule:
         self.open[key] = OpenPair(t, deadline, labels)
         self._mark_open(key)
         heapq.heappush(self._heap, (deadline, key))
+        if len(self._heap) > 2 * len(self.open) + _HEAP_SLACK:
+            self._compact()
         ctx.schedule(deadline)
         self._counts["opened"] += 1
         if len(self.open) > self.spec.max_open:
             oldest = next(iter(self.open))
             self._drop(oldest)
             self._counts["evicted"] += 1
+
+    def _due(self, key: str, pair: OpenPair) -> tuple[int, str]:
+        """The heap entry of an open pair: its deadline, or once stalled, when it is forgotten."""
+        if pair.stalled:
+            return (pair.start_us + self.spec.forget_after_us, key)
+        return (pair.deadline_us, key)
+
+    def _compact(self) -> None:
+        """Only the open pairs' entries: the order of what tick() finds is unchanged."""
+        self._heap = [self._due(key, pair) for key, pair in self.open.items()]
+        heapq.heapify(self._heap)
 
     def _mark_open(self, key: str) -> None:
         self._dirty_open[key] = None
@@ -254,8 +270,6 @@ class PairRule:
             self.open[key] = pair
             if stalled:
                 self.stalled_open += 1
-                heapq.heappush(self._heap, (start + self.spec.forget_after_us, key))
-            else:
-                heapq.heappush(self._heap, (pair.deadline_us, key))
+            heapq.heappush(self._heap, self._due(key, pair))
         for key, t in closed.items():
             self.closed[key] = int(t)

@@ -191,16 +191,6 @@ def test_100k_distinct_request_ids_keep_every_structure_within_its_limit() -> No
     assert pair.counters()["evicted"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG rules/pair.py PairRule._start/_drop: every start pushes (deadline, key) on _heap and "
-        "eviction (max_open) never removes it, so within one deadline (1h) memory grows with "
-        "every distinct request_id started, not with max_open: a flood of "
-        "in_progress webhooks with fresh request_ids grows the daemon without bound until the "
-        "deadlines pass (measured: +3.3 MB per 20k request_ids, ~165 bytes each)"
-    ),
-)
 def test_distinct_request_ids_past_the_limits_keep_memory_flat() -> None:
     engine, _pair = flood_engine()
     # traced from the start: objects that replace cached ones must count as freed, too

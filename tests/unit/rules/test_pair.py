@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import rules.pair as pair_module
 from monitor.model import EventKind
+from rules.pair import PairRule
 from tests.helpers import T0, S, engine, entry, feed, kinds
 
 RULES = """
@@ -93,3 +100,48 @@ def test_end_logged_exactly_at_the_deadline_is_in_time() -> None:
     eng = engine(RULES)
     ev = feed(eng, [entry("START a", 0), entry("START b", 1), entry("DONE b", 3601)])
     assert kinds(ev) == [("stalled", "a"), ("pair_closed", "b")]
+
+
+def test_the_heap_follows_max_open_not_the_starts() -> None:
+    eng = engine(RULES)
+    feed(eng, [entry(f"START k{i}", i) for i in range(5000)])  # all within one deadline
+    feed(eng, [entry(f"{'START' if i % 2 else 'DONE'} k{i}", 5000 + i) for i in range(5000)])
+    (rule,) = eng.rules
+    assert isinstance(rule, PairRule)
+    assert len(rule._heap) <= 2 * 3 + pair_module._HEAP_SLACK + 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["START", "DONE", "x"]), st.integers(0, 6), st.integers(-60, 3000)
+        ),
+        max_size=60,
+    )
+)
+@example(  # ended pairs' entries pile up beside a stalled one, then a start rebuilds the heap
+    [
+        ("START", 0, 0),
+        ("START", 1, 3000),
+        ("DONE", 1, 1),
+        ("START", 2, 1),
+        ("DONE", 2, 1),
+        ("START", 3, 1),
+        ("DONE", 3, 1),
+        ("x", 0, 700),  # k0 stalls
+        ("START", 4, 100),
+    ]
+)
+def test_compacting_the_heap_changes_no_event(steps: list[tuple[str, int, int]]) -> None:
+    """A heap rebuilt at every start gives the events of one never rebuilt; time may step back."""
+    t, entries = 0, []
+    for word, k, step in steps:
+        t = max(0, t + step)
+        entries.append(entry(f"{word} k{k}", t))
+    runs = []
+    for slack in (0, 10**9):
+        with patch.object(pair_module, "_HEAP_SLACK", slack):
+            eng = engine(RULES)
+            runs.append((feed(eng, entries, now_s=t + 20_000), eng.rules[0].counters()))
+    assert runs[0] == runs[1]
