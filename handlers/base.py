@@ -17,7 +17,7 @@ from monitor.yamlview import View
 class HandlerCommon:
     """Keys every handler has: `type`, `timeout` (10s), `max_attempts` (5), `backoff` (first
     retry delay, doubled each time; 5s), `rate_limit` (runs per minute, 30), `dry_run`, `alert`
-    (raised when a run fails or is not verified), `max_event_age` (1h: older events are
+    (raised when a run gives up or is not verified), `max_event_age` (1h: older events are
     skipped)."""
 
     name: str
@@ -27,7 +27,7 @@ class HandlerCommon:
     backoff_us: int
     rate_limit_per_minute: int
     dry_run: bool
-    alert: str | None = None  # raised when a run fails or its result is not verified
+    alert: str | None = None  # raised when a run gives up or its result is not verified
     max_event_age_us: int = 3600 * 1_000_000  # older events run no handler (skipped_stale)
 
 

@@ -4,13 +4,18 @@ An Alertmanager alert is identified by its labels, and a request_id is never a l
 alert per (alertname, rule) is active while any of its keys is, and the keys (request_ids) go
 into the annotations. The book is pure state, changed by the main loop in the same transaction
 as the events that changed it, and survives restarts in the state store; monitor/alerter.py
-sends what it publishes."""
+sends what it publishes. Every change goes through the book's methods, which count them
+(`version`): an unchanged book is not written again, and what it publishes is built once per
+change."""
 
 from __future__ import annotations
 
+import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.base import Outcome
 from monitor.config import AlertSpec, Config
 from monitor.model import Event, EventKind, Severity
 
@@ -19,6 +24,12 @@ STATEFUL = frozenset({EventKind.STALLED, EventKind.ABSENCE, EventKind.THRESHOLD,
 STATEFUL_TTL_US = 24 * 3600 * 1_000_000  # a stalled training nobody resolved stops paging
 RESOLVED_RESEND_US = 15 * 60 * 1_000_000  # keep telling Alertmanager an alert resolved
 SHOWN_KEYS = 20
+# a run ended and no retry follows: the handler's alert; a retried `failed` attempt is not one
+HANDLER_FAILED = frozenset({Outcome.GAVE_UP, Outcome.VERIFY_FAILED})
+HANDLER_HEALED = frozenset({Outcome.VERIFIED, Outcome.DONE})
+_NEVER = sys.maxsize
+# versions are unique across books: one book's version never marks another (a reloaded one) saved
+_VERSIONS = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -74,6 +85,30 @@ class AlertBook:
         self.alert_of.update(
             {n: h.common.alert for n, h in config.handlers.items() if h.common.alert}
         )
+        self._version = next(_VERSIONS)
+        self._saved: int | None = None  # the version whose snapshot the state store holds
+        self._due_us = _NEVER  # nothing expires before this (a lower bound)
+        self._sendable: tuple[int, tuple[Sendable, ...]] | None = None
+
+    @property
+    def version(self) -> int:
+        """Moves with every change: an equal version means the same contents."""
+        return self._version
+
+    def changed_since(self, version: int | None) -> bool:
+        return version != self._version
+
+    def unsaved(self) -> bool:
+        """True when the book changed since the version last marked saved (or none was)."""
+        return self.changed_since(self._saved)
+
+    def mark_saved(self, version: int) -> None:
+        """The snapshot taken at `version` is committed (call it after the commit succeeded)."""
+        self._saved = version
+
+    def _changed(self, due_us: int = _NEVER) -> None:
+        self._version = next(_VERSIONS)
+        self._due_us = min(self._due_us, due_us)
 
     def spec(self, alertname: str) -> AlertSpec | None:
         return self.config.alerting.alerts.get(alertname)
@@ -101,18 +136,26 @@ class AlertBook:
         handler, outcome = e.labels.get("handler", ""), e.labels.get("outcome", "")
         key = e.key or "-"
         source = e.labels.get("source_rule", "")
-        if outcome == "verified" and source in self.alert_of:
+        handler_alert = self.alert_of.get(handler)
+        if outcome in HANDLER_HEALED and handler_alert:  # a later run for this key succeeded
+            self._clear(handler_alert, e.rule, key, e.time_us)
+        if outcome == Outcome.VERIFIED and source in self.alert_of:
             self._clear(self.alert_of[source], source, key, e.time_us)  # healed
             return
+        self._note_outcome(source, key, e.message.splitlines()[0] if e.message else outcome)
+        if outcome in HANDLER_FAILED and handler_alert:
+            self._raise(handler_alert, e, key, e.time_us + self.config.alerting.one_off_ttl_us)
+
+    def _note_outcome(self, source: str, key: str, line: str) -> None:
+        """Say in the rule's alert what its handler found."""
         alert = self.alerts.get((self.alert_of.get(source, ""), source))
-        if alert is not None and key in alert.instances:  # say in the alert what the handler found
-            instance = alert.instances[key]
-            first_line = e.message.splitlines()[0] if e.message else outcome
-            instance.detail = f"{instance.detail.split(' | ')[0]} | {first_line}"[:300]
-        if outcome in ("verify_failed", "gave_up", "failed") and handler in self.alert_of:
-            self._raise(
-                self.alert_of[handler], e, key, e.time_us + self.config.alerting.one_off_ttl_us
-            )
+        instance = alert.instances.get(key) if alert is not None else None
+        if instance is None:
+            return
+        detail = f"{instance.detail.split(' | ')[0]} | {line}"[:300]
+        if detail != instance.detail:
+            instance.detail = detail
+            self._changed()
 
     def _raise(self, alertname: str, e: Event, key: str, expires_us: int) -> None:
         alert = self.alerts.get((alertname, e.rule))
@@ -124,16 +167,23 @@ class AlertBook:
             alert.severity = str(Severity.CRITICAL)
         first_line = e.message.splitlines()[0] if e.message else ""
         alert.instances[key] = Instance(e.time_us, expires_us, first_line[:300])
+        self._changed(expires_us)
 
     def _clear(self, alertname: str, rule: str, key: str, when_us: int) -> None:
         alert = self.alerts.get((alertname, rule))
         if alert is None or alert.instances.pop(key, None) is None:
             return
-        if not alert.instances:
-            alert.resolved_us = when_us
+        if alert.instances:
+            self._changed()
+            return
+        alert.resolved_us = when_us
+        self._changed(when_us + RESOLVED_RESEND_US + 1)  # then it is forgotten
 
     def expire(self, now_us: int) -> bool:
-        """Drop expired instances, and alerts resolved long enough ago; True if anything went."""
+        """Drop expired instances, and alerts resolved long enough ago; True if anything went.
+        Called on every batch: it looks at the instances only when one can be due."""
+        if now_us < self._due_us:
+            return False
         changed = False
         for id_, alert in list(self.alerts.items()):
             for key in [k for k, i in alert.instances.items() if i.expires_us <= now_us]:
@@ -141,8 +191,19 @@ class AlertBook:
                 changed = True
             if alert.resolved_us is not None and now_us - alert.resolved_us > RESOLVED_RESEND_US:
                 del self.alerts[id_]
+                self._changed()
                 changed = True
+        self._due_us = self._next_due()
         return changed
+
+    def _next_due(self) -> int:
+        due = _NEVER
+        for alert in self.alerts.values():
+            for instance in alert.instances.values():
+                due = min(due, instance.expires_us)
+            if alert.resolved_us is not None:
+                due = min(due, alert.resolved_us + RESOLVED_RESEND_US + 1)
+        return due
 
     def firing(self) -> dict[str, int]:
         out: dict[str, int] = {name: 0 for name in self.config.alerting.alerts}
@@ -152,11 +213,15 @@ class AlertBook:
         return out
 
     def sendable(self) -> tuple[Sendable, ...]:
-        return tuple(
-            Sendable(a.alertname, a.rule, a.severity, tuple(a.instances),
-                     tuple(i.detail for i in a.instances.values()), a.starts_us, a.resolved_us)
-            for a in self.alerts.values()
-        )  # fmt: skip
+        if self._sendable is None or self._sendable[0] != self._version:
+            built = tuple(
+                Sendable(a.alertname, a.rule, a.severity, tuple(a.instances),
+                         tuple(i.detail for i in a.instances.values()), a.starts_us,
+                         a.resolved_us)
+                for a in self.alerts.values()
+            )  # fmt: skip
+            self._sendable = (self._version, built)
+        return self._sendable[1]
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [a.to_json() for a in self.alerts.values()]
@@ -168,3 +233,4 @@ class AlertBook:
             for key, (since, expires, detail) in row.get("instances", {}).items():
                 alert.instances[key] = Instance(int(since), int(expires), str(detail))
             self.alerts[(alert.alertname, alert.rule)] = alert
+        self._changed(self._next_due())

@@ -192,16 +192,6 @@ def firing(d: MonitorDaemon) -> set[str]:
     return {a["alertname"] for a in d.state()["alerts"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG monitor/alerts.py AlertBook._handler_outcome: outcome `failed` (an attempt that will "
-        "be retried) raises the handler's alert, and `verified` clears only the rule's alert: "
-        "one refused connection before a replay that is then verified leaves AishaFallbackFailed "
-        "(critical) firing for one_off_ttl (1h); README: the handler's alert is 'raised when a "
-        "run gives up or is not verified'"
-    ),
-)
 def test_a_replay_verified_after_a_retry_leaves_no_fallback_alert(
     live_journal: LiveJournal, make_daemon: MakeDaemon, stand_ins: Callable[..., StandIn]
 ) -> None:

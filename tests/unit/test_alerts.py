@@ -7,22 +7,30 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.alerter import Alerter
-from monitor.alerts import AlertBook
+from monitor.alerts import RESOLVED_RESEND_US, AlertBook
 from monitor.config import load_config
+from monitor.engine import Engine, build_rules
 from monitor.metrics import Metrics
 from monitor.model import Event, EventKind, Severity
+from monitor.state import Position, StateStore
 from tests.helpers import T0, S
 
 H = 3600 * S
 
 
+CONFIG = load_config(None, env={})
+
+
 def book() -> AlertBook:
-    return AlertBook(load_config(None, env={}))
+    return AlertBook(CONFIG)
 
 
 def ev(kind: EventKind, rule: str, key: str | None, t: int, **labels: str) -> Event:
@@ -100,6 +108,159 @@ def test_verified_fallback_heals_and_failed_one_raises() -> None:
         T0 + S,
     )
     assert active(b) == {"AishaUnknownWebhookStatus": ["r2"], "AishaFallbackFailed": ["r2"]}
+
+
+def replay(key: str, t: int, outcome: str) -> Event:
+    return ev(
+        EventKind.HANDLER,
+        "unknown_status",
+        key,
+        t,
+        handler="replay_webhook",
+        outcome=outcome,
+        source_rule="unknown_status",
+    )
+
+
+def test_a_retried_attempt_raises_no_handler_alert_a_terminal_failure_does() -> None:
+    b = book()
+    b.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0)], T0)
+    b.apply([replay("r1", T0 + S, "failed"), replay("r1", T0 + 3 * S, "failed")], T0 + 3 * S)
+    assert active(b) == {"AishaUnknownWebhookStatus": ["r1"]}
+    b.apply([replay("r1", T0 + 7 * S, "gave_up")], T0 + 7 * S)
+    assert active(b) == {"AishaUnknownWebhookStatus": ["r1"], "AishaFallbackFailed": ["r1"]}
+
+
+def test_a_replay_verified_after_a_retry_heals_everything() -> None:
+    b = book()
+    b.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0)], T0)
+    b.apply([replay("r1", T0 + S, "failed")], T0 + S)
+    b.apply(
+        [replay("r1", T0 + 3 * S, "replayed"), replay("r1", T0 + 4 * S, "verified")], T0 + 4 * S
+    )
+    assert active(b) == {}
+
+
+@pytest.mark.parametrize("success", ["verified", "done"])
+def test_a_later_success_for_the_key_clears_the_handler_alert(success: str) -> None:
+    b = book()
+    b.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0)], T0)
+    b.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r2", T0)], T0)
+    b.apply([replay("r1", T0 + S, "verify_failed"), replay("r2", T0 + S, "gave_up")], T0 + S)
+    assert active(b)["AishaFallbackFailed"] == ["r1", "r2"]
+    b.apply([replay("r1", T0 + 9 * S, success)], T0 + 9 * S)  # another status, replayed fine
+    assert active(b)["AishaFallbackFailed"] == ["r2"]
+
+
+def test_the_version_moves_only_with_a_change() -> None:
+    b = book()
+    assert b.unsaved(), "a new book was never written"
+    b.mark_saved(b.version)
+    assert not b.unsaved()
+    seen = b.version
+    b.apply([ev(EventKind.PAIR_CLOSED, "training_stalled", "t1", T0)], T0)  # raises nothing
+    assert not b.expire(T0) and not b.changed_since(seen)
+    b.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0)], T0)
+    assert b.changed_since(seen) and b.unsaved()
+    sent = b.sendable()
+    assert b.sendable() is sent, "unchanged: built once"
+    b.mark_saved(b.version)
+    assert not b.expire(T0 + H - 1) and not b.unsaved()
+    assert b.expire(T0 + H) and b.unsaved() and active(b) == {}
+
+
+def test_a_version_of_another_book_marks_nothing_saved() -> None:
+    """A reload replaces the book with a copy: the old one's saved version says nothing of it."""
+    old, fresh = book(), book()
+    old.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0)], T0)
+    copy = book()
+    copy.restore(old.snapshot())
+    copy.mark_saved(old.version)
+    fresh.mark_saved(book().version)
+    assert copy.unsaved() and fresh.unsaved()
+
+
+def test_a_restored_book_expires_on_time() -> None:
+    b = book()
+    b.apply([ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0)], T0)
+    b.apply([ev(EventKind.STALLED, "training_stalled", "t1", T0 + S)], T0 + S)
+    c = book()
+    c.restore(json.loads(json.dumps(b.snapshot())))
+    assert not c.expire(T0 + H - 1)
+    assert c.expire(T0 + H) and active(c) == {"AishaTrainingStalled": ["t1"]}
+    assert not c.expire(T0 + H + RESOLVED_RESEND_US)
+    assert c.expire(T0 + H + RESOLVED_RESEND_US + 1)
+    assert [a.alertname for a in c.sendable()] == ["AishaTrainingStalled"]
+
+
+KEYS = ["r1", "r2", "r3"]
+step = st.tuples(
+    st.sampled_from(["unknown", "stalled", "resolved", "verified", "verify_failed", "failed"]),
+    st.sampled_from(KEYS),
+    st.integers(0, 2 * H),  # how far time moves before the step
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, max_size=30))
+def test_expiry_is_what_a_full_scan_at_every_batch_gives(steps: list[tuple[str, str, int]]) -> None:
+    """The book skips expire() until something is due; a book restored before every batch
+    (so it cannot skip) gives the same alerts at every point."""
+    b, now = book(), T0
+    for what, key, gap in steps:
+        now += gap
+        event = {
+            "unknown": ev(EventKind.UNKNOWN_VALUE, "unknown_status", key, now),
+            "stalled": ev(EventKind.STALLED, "training_stalled", key, now),
+            "resolved": ev(EventKind.RESOLVED, "training_stalled", key, now),
+        }.get(what) or replay(key, now, what)
+        b.apply([event], now)
+        reference = book()
+        reference.restore(b.snapshot())
+        reference._due_us = 0  # scans everything
+        assert b.expire(now) == reference.expire(now)
+        assert b.snapshot() == reference.snapshot()
+
+
+def test_skipping_an_unchanged_book_restores_the_same_book(tmp_path: Path) -> None:
+    """The daemon's commit: the book is written only when it changed since the last commit that
+    succeeded; a restart at any point finds the book as it was."""
+    engine = Engine(build_rules(CONFIG), CONFIG.journal.max_message_bytes)
+    store = StateStore(tmp_path / "state")
+    b, written = book(), 0
+
+    def commit(now: int, events: list[Event], refused: bool = False) -> None:
+        nonlocal written
+        b.apply(events, now)
+        b.expire(now)
+        version = b.version
+        extra = {"alerts": b.snapshot()} if b.unsaved() else {}
+        if refused:  # the state file refused the batch: nothing is marked saved
+            return
+        store.commit(Position(f"c{now}", now, {}), engine, [], extra)
+        b.mark_saved(version)
+        written += bool(extra)
+
+    commit(T0, [ev(EventKind.UNKNOWN_VALUE, "unknown_status", "r1", T0)])
+    commit(T0 + S, [ev(EventKind.STALLED, "training_stalled", "t1", T0 + S)], refused=True)
+    for t in range(2, 40):  # nothing new: only the refused batch's change is written, once
+        commit(T0 + t * S, [])
+    commit(T0 + H, [])  # r1 expires
+    provider = ev(
+        EventKind.HANDLER,
+        "training_stalled",
+        "t1",
+        T0 + H + S,
+        handler="provider_status",
+        outcome="pending",
+        source_rule="training_stalled",
+    )
+    commit(T0 + H + S, [provider])  # the alert says what the provider answered
+    assert written == 4
+    restored = book()
+    restored.restore(StateStore(tmp_path / "state").meta("alerts"))
+    assert restored.snapshot() == b.snapshot()
+    assert restored.sendable() == b.sendable()
 
 
 def test_health_check_alert() -> None:
