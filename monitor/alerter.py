@@ -73,11 +73,21 @@ class Alerter:
         if self._targets:
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 3.0) -> None:
+        self.request_stop()
+        self.join(time.monotonic() + grace_s)
+
+    def request_stop(self) -> None:
+        """No delivery starts after this; `join` waits for the one in flight."""
         self._stop.set()
         self._wake.set()
+
+    def join(self, deadline: float) -> None:
+        """Wait for the delivery in flight until `deadline` (monotonic); one still waiting on a
+        slow Alertmanager is left to die with the process (a daemon thread): the alert book is
+        in the state store, and the next start sends it whole."""
         if self._thread.is_alive():
-            self._thread.join(timeout=3)
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def payload(self, alerts: tuple[Sendable, ...], now_us: int) -> list[dict[str, Any]]:
         cfg = self.cfg
@@ -130,7 +140,12 @@ class Alerter:
             now = time.monotonic()
             for target in self._targets:
                 due = target.sent_version != version or now - target.sent_at >= resend_s
-                if due and now >= target.retry_at and (alerts or target.sent_version != version):
+                if (
+                    due
+                    and now >= target.retry_at
+                    and not self._stop.is_set()
+                    and (alerts or target.sent_version != version)
+                ):
                     self._send(target, self.payload(alerts, time.time_ns() // 1000), version)
 
     def _send(self, target: _Target, body: list[dict[str, Any]], version: int) -> None:

@@ -4,17 +4,19 @@ systemd. This is the composition root: the only place that builds and wires the 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from handlers.base import Outcome
+from handlers.base import Job, Outcome
 from monitor import __version__
 from monitor.alerter import Alerter
 from monitor.alerts import AlertBook
@@ -27,15 +29,28 @@ from monitor.metrics import Metrics, build_families
 from monitor.model import Event, EventKind, Severity, format_time, us_to_datetime
 from monitor.outbox import Outbox, Worker
 from monitor.replay import ReplayOptions, fields_for, open_source
-from monitor.state import Position, StateError, StateStore, recovery
+from monitor.state import (
+    RETRY_MAX_S,
+    RETRY_MIN_S,
+    Position,
+    StateError,
+    StateStore,
+    StateWriteError,
+    WriteRetry,
+    recovery,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH_ENTRIES = 5000  # entries per committed batch at most …
 BATCH_SECONDS = 0.5  # … and seconds
 WAIT_SECONDS = 0.05  # journal wait(): wakes on append (inotify) or after this
+# once caught up, batches start at least this far apart: under a steady stream of lines a batch
+# per append would commit a few lines at a time, hundreds of times a second
+MIN_BATCH_INTERVAL_S = 0.02
 TICK_GRACE_US = 2_000_000  # wall-clock deadlines fire this late, for entries still in flight
 HEALTHY_WITHIN_S = 30.0  # /healthz: the loop went round within this
+STOP_GRACE_S = 3.0  # SIGTERM: runs and deliveries in flight get this long, all together
 RECENT_EVENTS = 1000
 SHOWN_PAIRS = 500
 # kinds that say something is wrong: logged as warnings whatever the rule's severity
@@ -97,6 +112,7 @@ class Daemon:
                 self.metrics.handler_runs.labels(name, str(outcome))
         self.source: JournalSource | None = None
         self.caught_up = False
+        self._step_started = 0.0  # monotonic
         self.lag_s = 0.0
         self._seen_errors = (0, 0)
         self.started = time.monotonic()
@@ -104,6 +120,7 @@ class Daemon:
         self.reload_problems: list[str] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._stuck: WriteRetry | None = None  # a batch the state file refused, retried
         self._publish()
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
@@ -168,26 +185,32 @@ class Daemon:
         entries_at_status = self.position_entries()
         try:
             while not self._stop.is_set():
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self.reload()
-                try:
-                    self.source.wait(0 if not self.caught_up else WAIT_SECONDS)
-                    self.step()
-                except (JournalError, OSError) as e:
-                    # never stop on the journal: reopen it at the last committed cursor
-                    log.error(
-                        "journal read failed (%s); reopening at the last committed position", e
-                    )
-                    self.metrics.read_errors.inc()
-                    self._reopen()
+                if self._stuck is not None:
+                    self._retry_write(self._stuck)  # nothing is read or reloaded until it is in
+                else:
+                    if self._reload.is_set():
+                        self._reload.clear()
+                        self.reload()
+                    try:
+                        if self.caught_up:
+                            self._pace()
+                        self.source.wait(0 if not self.caught_up else WAIT_SECONDS)
+                        self.step()
+                    except (JournalError, OSError) as e:
+                        # never stop on the journal: reopen it at the last committed cursor
+                        log.error(
+                            "journal read failed (%s); reopening at the last committed position",
+                            e,
+                        )
+                        self.metrics.read_errors.inc()
+                        self._reopen()
                 now = time.monotonic()
                 self.last_loop = now
                 self.metrics.loop_heartbeat.set(time.time())
                 if watchdog_s and now - last_watchdog >= watchdog_s / 4:
                     notify("WATCHDOG=1")
                     last_watchdog = now
-                if now - last_status >= 5:
+                if now - last_status >= 5 and self._stuck is None:
                     total = self.position_entries()
                     rate = (
                         (total - entries_at_status) / max(now - last_status, 1e-9)
@@ -201,15 +224,27 @@ class Daemon:
                     entries_at_status, last_status = total, now
         finally:
             notify("STOPPING=1")
-            self.worker.stop()
-            with self.lock:
-                self._apply_results_at_exit()
-            self.alerter.stop()
-            self.health.stop()
+            # everything is told to stop first, then waited for together: slow peers cost
+            # STOP_GRACE_S once, not once per thread
+            deadline = time.monotonic() + STOP_GRACE_S
+            self.worker.request_stop()
+            self.alerter.request_stop()
+            self.health.stop()  # waits at most 2 s, within the grace
+            self.worker.join(deadline)
+            if self._stuck is None:  # else the engine is ahead of the committed position
+                with self.lock:
+                    self._apply_results_at_exit()
+            self.alerter.join(deadline)
             self.http.stop()
             self.source.close()
             self.store.close()
-        log.info("stopped cleanly")
+        if self._stuck is not None:
+            log.warning(
+                "stopped with a batch the state file refused: the next start reads the journal "
+                "again from the last committed position (nothing lost, nothing counted twice)"
+            )
+        else:
+            log.info("stopped cleanly")
         return 0
 
     def _reopen(self) -> None:
@@ -225,6 +260,12 @@ class Daemon:
     def open_trainings(self) -> int:
         return sum(r.counters().get("open", 0) for r in self.engine.rules)
 
+    def _pace(self) -> None:
+        """Let lines gather for a moment after a batch (SIGTERM ends the wait)."""
+        pause = self._step_started + MIN_BATCH_INTERVAL_S - time.monotonic()
+        if pause > 0:
+            self._stop.wait(pause)
+
     def step(self) -> None:
         """Read one batch, evaluate it, commit it with the cursor, then publish."""
         if self.source is None:
@@ -233,7 +274,7 @@ class Daemon:
         read = 0
         deadline = time.monotonic() + BATCH_SECONDS
         last_us = 0
-        started = time.monotonic()
+        started = self._step_started = time.monotonic()
         with self.lock:
             units = dict(self.position.unit_entries)
             hosts = dict(self.position.host_entries)
@@ -269,8 +310,32 @@ class Daemon:
             position = self.position
             if read:
                 position = Position(self.source.cursor(), last_us, units, hosts)
-            extra = {"alerts": self.book.snapshot()}
-            self.store.commit(position, self.engine, events, extra, (self.outbox.flush,))
+            book_version = self.book.version
+            # an unchanged book is in the state already: rewriting it costs ~2 MB per 10k keys
+            extra = {"alerts": self.book.snapshot()} if self.book.unsaved() else {}
+            then = functools.partial(
+                self._committed, position, book_version, events, last_us, started
+            )
+            try:
+                self.store.commit(position, self.engine, events, extra, self.outbox.take_ops())
+            except StateWriteError as e:
+                self._write_refused(e, then)
+                return
+        then()
+
+    def _committed(
+        self,
+        position: Position,
+        book_version: int,
+        events: list[Event],
+        last_us: int,
+        started: float,
+    ) -> None:
+        """The batch is in the state file: only now is any of it published, handed to a
+        handler, sent to Alertmanager or logged."""
+        now_us = time.time_ns() // 1000
+        with self.lock:
+            self.book.mark_saved(book_version)
             self.outbox.arm_watches()
             self.position = position
             self._publish()
@@ -280,6 +345,46 @@ class Daemon:
         self._count_source_problems()
         self.metrics.batch_seconds.observe(time.monotonic() - started)
         self._dispatch(events)
+
+    def _write_refused(self, e: StateWriteError, then: Callable[[], None]) -> None:
+        """The journal is not read on: the run loop writes the same batch again, then `then`."""
+        now = time.monotonic()
+        if self._stuck is None:
+            self._stuck = WriteRetry(then, now)
+        stuck = self._stuck
+        self.metrics.state_write_errors.inc()
+        if not stuck.failed(now):
+            return  # logged at most once a minute
+        if stuck.failures == 1:
+            log.error(
+                "%s; the journal waits at the last committed entry and the same batch is "
+                "written again every %g-%g s until it goes in (see the README runbook)",
+                e,
+                RETRY_MIN_S,
+                RETRY_MAX_S,
+            )
+        else:
+            log.error("%s, still: %d attempts in %.0f s", e, stuck.failures, now - stuck.since)
+        notify(f"STATUS={e}; retrying ({stuck.failures} attempts)")
+
+    def _retry_write(self, stuck: WriteRetry) -> None:
+        """When due, write the refused batch again; until then wait (SIGTERM ends the wait)."""
+        wait_s = stuck.retry_at - time.monotonic()
+        if wait_s > 0:
+            self._stop.wait(min(wait_s, 1.0))  # short: the loop keeps feeding the watchdog
+            return
+        try:
+            self.store.retry()
+        except StateWriteError as e:
+            self._write_refused(e, stuck.then)
+            return
+        self._stuck = None
+        log.warning(
+            "the state file took the batch after %.0f s and %d refused attempts; reading on",
+            time.monotonic() - stuck.since,
+            stuck.failures,
+        )
+        stuck.then()
 
     def _handler_events(self, events: list[Event], now_us: int) -> list[Event]:
         """Workers' results, verifications and new jobs: events of their own (under the lock)."""
@@ -300,9 +405,17 @@ class Daemon:
         """Jobs due now go to the worker, marked running in a commit of their own first."""
         due = self.outbox.due(now_us)
         if due:
-            self.store.write(self.outbox.flush)
-            for item in due:
-                self.worker.jobs.put(item)
+            then = functools.partial(self._give_to_worker, due)
+            try:
+                self.store.write(self.outbox.take_ops())
+            except StateWriteError as e:
+                self._write_refused(e, then)  # not run before they are marked running
+                return
+            then()
+
+    def _give_to_worker(self, due: list[tuple[Job, str]]) -> None:
+        for item in due:
+            self.worker.jobs.put(item)
 
     def _apply_results_at_exit(self) -> None:
         """Results that came back while stopping are recorded, not lost."""
@@ -313,8 +426,12 @@ class Daemon:
             events += self.outbox.apply(job, source_rule, result, now_us)
         if events or self.outbox.has_ops():
             self.book.apply(events, now_us)
-            self.store.commit(self.position, self.engine, events, {"alerts": self.book.snapshot()},
-                              (self.outbox.flush,))  # fmt: skip
+            try:
+                extra = {"alerts": self.book.snapshot()}
+                self.store.commit(self.position, self.engine, events, extra, self.outbox.take_ops())
+            except StateWriteError as e:
+                log.error("%s: these runs are reported as interrupted at the next start", e)
+                return
             self._dispatch(events)
 
     def _send_alerts(self) -> None:
@@ -418,7 +535,7 @@ class Daemon:
         return time.monotonic() - self.last_loop < HEALTHY_WITHIN_S
 
     def ready(self) -> bool:
-        return self.source is not None and not self._stop.is_set()
+        return self.source is not None and not self._stop.is_set() and self._stuck is None
 
     def events_view(self, limit: int) -> list[dict[str, Any]]:
         return list(self.recent)[-limit:]

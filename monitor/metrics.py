@@ -159,6 +159,11 @@ class Metrics:
             "When the main loop last went round.",
             registry=r,
         )
+        self.state_write_errors = Counter(
+            P + "state_write_errors",
+            "Commits the state file refused (disk full, read-only, I/O error); each is retried.",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             P + "batch_duration_seconds",
             "Time to process and commit one batch.",

@@ -143,11 +143,11 @@ class Outbox:
     def has_ops(self) -> bool:
         return bool(self._ops)
 
-    def flush(self, db: sqlite3.Connection) -> None:
-        """Run the queued statements (inside the store's commit transaction)."""
-        for sql, args in self._ops:
-            db.execute(sql, args)
-        self._ops.clear()
+    def take_ops(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The queued statements, for the store's commit transaction (which keeps them until
+        they are written: a refused commit is retried with these very statements)."""
+        ops, self._ops = self._ops, []
+        return ops
 
     def arm_watches(self) -> None:
         """After a commit: watch the replays just queued (their ids exist now)."""
@@ -380,11 +380,20 @@ class Worker:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 3.0) -> None:
+        self.request_stop()
+        self.join(time.monotonic() + grace_s)
+
+    def request_stop(self) -> None:
+        """The worker ends once the runs already handed to it are done; `join` waits for it."""
         self.jobs.put(None)
+
+    def join(self, deadline: float) -> None:
+        """Wait for the run in flight until `deadline` (monotonic). One still going is left to
+        die with the process (a daemon thread): reported as interrupted at the next start,
+        never repeated."""
         if self._thread.is_alive():
-            # a run still in flight is reported as interrupted at the next start (at most once)
-            self._thread.join(timeout=3)
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while (item := self.jobs.get()) is not None:

@@ -1,4 +1,5 @@
-"""The state store: a run split anywhere by a restart gives exactly the events of one run."""
+"""The state store: a run split anywhere by a restart gives exactly the events of one run; a
+batch the file refuses is kept and written again exactly as it was."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import pytest
 from monitor.config import load_config
 from monitor.engine import Engine, build_rules
 from monitor.model import Entry, Event
-from monitor.state import Position, StateError, StateStore
+from monitor.state import (
+    EVENTS_KEPT,
+    Position,
+    StateError,
+    StateStore,
+    StateWriteError,
+    WriteRetry,
+)
 from tests.helpers import T0, S
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -107,3 +115,53 @@ def test_state_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StateError, match="schema 99"):
         StateStore(tmp_path)
+
+
+def test_a_refused_commit_is_kept_and_written_again_as_it_was(tmp_path: Path) -> None:
+    items = entries("seed_incident")
+    end_us = items[-1].realtime_us + 24 * 3600 * S
+    whole = fresh_engine()
+    expected = run(whole, items) + whole.tick(end_us)
+    split, later = len(items) // 3, 2 * len(items) // 3
+    store = StateStore(tmp_path)
+    eng = fresh_engine()
+    got = run(eng, items[:split])
+    store.commit(Position("c1", 1, {"u": split}), eng, got)
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")  # the file cannot grow: SQLITE_FULL
+    batch = run(eng, items[split:later])
+    padding = [*batch] * 2000  # more than the free pages hold
+    ops = [("INSERT INTO meta (key, value) VALUES (?, ?)", ("probe", "1"))]
+    with pytest.raises(StateWriteError, match="full"):
+        store.commit(Position("c2", 2, {"u": later}), eng, batch + padding, ops=ops)
+    assert store.unwritten
+    assert store.position().cursor == "c1", "rolled back"
+    with pytest.raises(RuntimeError):
+        store.commit(Position("c3", 3, {}), eng, [])
+    run(eng, items[later:])  # the engine moves on; the kept batch must not
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+    store.retry()
+    assert not store.unwritten
+    assert store.position().cursor == "c2"
+    assert store.meta("probe") == 1, "the outbox statements once (INSERT would fail twice)"
+    kept = store.recent_events(EVENTS_KEPT)
+    assert len(kept) == min(EVENTS_KEPT, len(got) + len(batch) * 2001)
+    store.close()
+    store = StateStore(tmp_path)
+    resumed = fresh_engine()
+    store.restore(resumed)
+    got += batch + run(resumed, items[later:]) + resumed.tick(end_us)
+    assert [e.to_json() for e in got] == [e.to_json() for e in expected]
+    assert resumed.counters() == whole.counters()
+    store.close()
+
+
+def test_a_refused_write_is_retried_with_a_backoff_and_logged_once_a_minute() -> None:
+    retry = WriteRetry(lambda: None, since=100.0)
+    delays, logged = [], []
+    for now in (100.0, 101.0, 103.0, 107.0, 115.0, 131.0, 161.0, 191.0):
+        logged.append(retry.failed(now))
+        delays.append(retry.retry_at - now)
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert logged == [True, False, False, False, False, False, True, False]
+    assert retry.failures == 8

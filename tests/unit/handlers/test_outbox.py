@@ -40,7 +40,7 @@ class Box:
         return self.payloads.get(key) if getattr(spec, "payload_rule", None) else None
 
     def commit(self) -> None:
-        self.store.write(self.outbox.flush)
+        self.store.write(self.outbox.take_ops())
         self.outbox.arm_watches()
 
     def enqueue(self, events: list[Event], now_us: int) -> list[Event]:
@@ -50,7 +50,7 @@ class Box:
 
     def due(self, now_us: int) -> list[tuple[Job, str]]:
         jobs = self.outbox.due(now_us)
-        self.store.write(self.outbox.flush)  # marked running before any worker sees them
+        self.store.write(self.outbox.take_ops())  # marked running before any worker sees them
         return jobs
 
     def apply(self, item: tuple[Job, str], result: Result, now_us: int) -> list[Event]:
