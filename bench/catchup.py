@@ -42,6 +42,7 @@ class Run:
     max_rss_kb: int | None
     max_anon_kb: int
     stderr: str
+    cpu_s: float | None = None  # user + system, the process and the children it waited for
 
 
 class AnonSampler(threading.Thread):
@@ -67,7 +68,7 @@ class AnonSampler(threading.Thread):
 def timed(argv: list[str], stdout_path: str) -> Run:
     """Run argv with stdout to a file; wall-clock seconds and the child's own peak RSS."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, open(stdout_path, "wb") as out:
-        wrapped = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv]
+        wrapped = [GNU_TIME, "-f", "%M %U %S", "-o", rss.name, *argv]
         started = time.monotonic()
         proc = subprocess.Popen(wrapped, stdout=out, stderr=subprocess.PIPE)
         sampler = AnonSampler(proc.pid)
@@ -80,8 +81,10 @@ def timed(argv: list[str], stdout_path: str) -> Run:
     err = err_bytes.decode(errors="replace")
     if proc.returncode != 0:
         raise SystemExit(f"FAIL: {' '.join(argv)} exited {proc.returncode}:\n{err}")
-    kb = int(text.splitlines()[-1]) if text else None
-    return Run(seconds, kb, sampler.peak_kb, err)
+    fields = text.splitlines()[-1].split() if text else []
+    kb = int(fields[0]) if fields else None
+    cpu = float(fields[1]) + float(fields[2]) if len(fields) == 3 else None
+    return Run(seconds, kb, sampler.peak_kb, err, cpu)
 
 
 def parse_time_us(text: str) -> int:
@@ -237,6 +240,7 @@ def measure(
     def row(name: str, key: str, rs: list[Run], reads: str, note: str = "") -> dict[str, Any]:
         secs = [r.seconds for r in rs]
         kbs = [r.max_rss_kb for r in rs if r.max_rss_kb is not None]
+        cpus = [r.cpu_s for r in rs if r.cpu_s is not None]
         return {
             "tool": name,
             "key": key,
@@ -249,6 +253,7 @@ def measure(
             "spread": (max(secs) - min(secs)) / statistics.median(secs) if len(secs) > 1 else None,
             "max_rss_mb": max(kbs) / 1024 if kbs else None,
             "max_anon_mb": max(r.max_anon_kb for r in rs) / 1024,
+            "cpu_s": statistics.median(cpus) if cpus else None,
             "problems": [p for p in problems if f": {key}: " in p],
         }
 

@@ -238,7 +238,10 @@ def markdown(res: dict[str, Any], pngs: dict[str, str]) -> str:
             "The text-file tools read the output of `journalctl -o cat` (the baseline's own "
             'command, written to a file): "with export" adds the two times. Spread = (max - '
             "min) / median of the runs. Peak RSS from GNU time; the journal readers mmap the "
-            "files, so the anonymous part (sampled RssAnon) is shown too.\n"
+            "files, so the anonymous part (sampled RssAnon) is shown too. CPU s = user + system "
+            "seconds of the process and its worker processes (GNU time): replay reads a rotated "
+            "journal with one worker per core, journalctl with one thread, so the ratio of CPU "
+            "seconds says what each entry costs, the ratio of entries/s what a user waits.\n"
         )
         rows = []
         for r in c["rows"]:
@@ -251,6 +254,7 @@ def markdown(res: dict[str, Any], pngs: dict[str, str]) -> str:
                     f"{r['ratio']:.2f}",
                     fmt(r["with_export_per_s"], ",.0f"),
                     fmt(r["spread"], ".0%"),
+                    fmt(r.get("cpu_s"), ".2f"),
                     f"{fmt(r['max_rss_mb'], '.0f')} ({r['max_anon_mb']:.0f})",
                     check_text(r),
                 ]
@@ -263,10 +267,11 @@ def markdown(res: dict[str, Any], pngs: dict[str, str]) -> str:
                 "ratio to journalctl",
                 "with export, entries/s",
                 "spread",
+                "CPU s",
                 "peak RSS MB (anon)",
                 "checked against truth.json",
             ],
-            "llrrrrrl",
+            "llrrrrrrl",
             rows,
         )
         w("")
