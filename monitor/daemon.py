@@ -26,7 +26,7 @@ from monitor.health import HealthChecker
 from monitor.httpserver import Backend, HttpServer
 from monitor.journal import JournalError, JournalSource, notify
 from monitor.metrics import Metrics, build_families
-from monitor.model import Event, EventKind, Severity, format_time, us_to_datetime
+from monitor.model import Event, EventKind, Gate, Severity, format_time, us_to_datetime
 from monitor.outbox import Outbox, Worker
 from monitor.replay import ReplayOptions, fields_for, open_source
 from monitor.state import (
@@ -48,6 +48,7 @@ WAIT_SECONDS = 0.05  # journal wait(): wakes on append (inotify) or after this
 # once caught up, batches start at least this far apart: under a steady stream of lines a batch
 # per append would commit a few lines at a time, hundreds of times a second
 MIN_BATCH_INTERVAL_S = 0.02
+PRUNE_EVERY_S = 600.0  # finished handler jobs past their retention are deleted this often
 TICK_GRACE_US = 2_000_000  # wall-clock deadlines fire this late, for entries still in flight
 HEALTHY_WITHIN_S = 30.0  # /healthz: the loop went round within this
 STOP_GRACE_S = 3.0  # SIGTERM: runs and deliveries in flight get this long, all together
@@ -113,6 +114,7 @@ class Daemon:
         self.source: JournalSource | None = None
         self.caught_up = False
         self._step_started = 0.0  # monotonic
+        self._pruned = time.monotonic()
         self.lag_s = 0.0
         self._seen_errors = (0, 0)
         self.started = time.monotonic()
@@ -271,35 +273,27 @@ class Daemon:
         if self.source is None:
             raise RuntimeError("step() before run() opened the journal")
         events: list[Event] = []
-        read = 0
         deadline = time.monotonic() + BATCH_SECONDS
-        last_us = 0
         started = self._step_started = time.monotonic()
         with self.lock:
             units = dict(self.position.unit_entries)
             hosts = dict(self.position.host_entries)
-            by_host = self.config.journal.host_label
-            for entry in self.source:
-                due, produced = self.engine.observe(entry)
-                events += due
-                if produced:
-                    cursor = self.source.cursor()
-                    events += [replace(e, cursor=cursor) for e in produced]
-                units[entry.unit] = units.get(entry.unit, 0) + 1
-                if by_host:
-                    hosts[entry.hostname] = hosts.get(entry.hostname, 0) + 1
-                read += 1
-                last_us = entry.realtime_us
-                if read >= BATCH_ENTRIES or (not read & 0xFF and time.monotonic() > deadline):
-                    self.caught_up = False
-                    break
+            gate = self.engine.gate()
+            unit = self.source.fixed_unit
+            if gate is not None and unit is not None and not self.config.journal.host_label:
+                read, last_us = self._read_gated(self.source, gate, events, deadline)
+                if read:
+                    units[unit] = units.get(unit, 0) + read
             else:
-                self.caught_up = True
+                read, last_us = self._read_each(self.source, units, hosts, events, deadline)
             now_us = time.time_ns() // 1000
             if self.caught_up:
                 events += self.engine.tick(now_us - TICK_GRACE_US)
             events += self._drain_health()
             events += self._handler_events(events, now_us)
+            if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
+                self._pruned = time.monotonic()
+                self.outbox.prune(now_us)
             self.book.apply(events, now_us)
             expired = self.book.expire(now_us)
             if not read and not events and not expired and not self.outbox.has_ops():
@@ -322,6 +316,60 @@ class Daemon:
                 self._write_refused(e, then)
                 return
         then()
+
+    def _read_each(
+        self,
+        source: JournalSource,
+        units: dict[str, int],
+        hosts: dict[str, int],
+        events: list[Event],
+        deadline: float,
+    ) -> tuple[int, int]:
+        """One batch, every entry through the engine, counted by unit (and host): (entries read,
+        time of the last)."""
+        read = last_us = 0
+        by_host = self.config.journal.host_label
+        for entry in source:
+            due, produced = self.engine.observe(entry)
+            events += due
+            if produced:
+                cursor = source.cursor()
+                events += [replace(e, cursor=cursor) for e in produced]
+            units[entry.unit] = units.get(entry.unit, 0) + 1
+            if by_host:
+                hosts[entry.hostname] = hosts.get(entry.hostname, 0) + 1
+            read += 1
+            last_us = entry.realtime_us
+            if read >= BATCH_ENTRIES or (not read & 0xFF and time.monotonic() > deadline):
+                self.caught_up = False
+                return read, last_us
+        self.caught_up = True
+        return read, last_us
+
+    def _read_gated(
+        self, source: JournalSource, gate: Gate, events: list[Event], deadline: float
+    ) -> tuple[int, int]:
+        """The same for one unit: lines that no rule can match are only counted (the engine's
+        gate, as replay's workers use it), not decoded or evaluated one by one."""
+        read = last_us = 0
+        for skipped, last_skipped_us, entry in source.gated(gate):
+            if skipped:
+                events += self.engine.skip(skipped, last_skipped_us)
+                read += skipped
+                last_us = last_skipped_us
+            if entry is not None:
+                due, produced = self.engine.observe(entry)
+                events += due
+                if produced:
+                    cursor = source.cursor()
+                    events += [replace(e, cursor=cursor) for e in produced]
+                read += 1
+                last_us = entry.realtime_us
+            if read >= BATCH_ENTRIES or time.monotonic() > deadline:
+                self.caught_up = False
+                return read, last_us
+        self.caught_up = True
+        return read, last_us
 
     def _committed(
         self,

@@ -23,6 +23,7 @@ from monitor.model import Entry, Gate
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_ERRORS = 100
+SKIP_RUN = 4096  # `gated` reports lines it turned away at least this often
 _PRIORITY = {str(p).encode(): p for p in range(8)}
 
 
@@ -85,6 +86,11 @@ class JournalSource:
         self._fields = fields
         self.read_errors = 0
         self.truncated = 0
+
+    @property
+    def fixed_unit(self) -> str | None:
+        """The one unit every entry read has, when the source follows one unit only."""
+        return self._fixed_unit
 
     # --- positioning -----------------------------------------------------------------------
 
@@ -190,17 +196,33 @@ class JournalSource:
     def scan(
         self, gate: Gate, until_us: int | None = None, urgent: set[int] | None = None
     ) -> list[tuple[Any, ...]]:
-        """Everything from the current position to the end (or `until_us`), for another process
-        to evaluate: a line `gate` lets through as the fields of an Entry plus its cursor; a run
-        of lines it turns away as (how many, time of the last). The catch-up path of a backlog:
-        only the few lines that reach a rule are decoded and sent. `urgent`: the times of the
-        entries at the gate's priority or more urgent (`times`); PRIORITY is read only there."""
-        r = self._reader
-        get, next_, realtime, cursor = r._get, r._next, r._get_realtime, r._get_cursor
-        lits, max_priority, quiet = gate.literals, gate.priority, gate.quiet_us
-        unit, limit = self._fixed_unit, self._max
-        origin = self._fields.pid or self._fields.hostname
+        """`gated` to the end, for another process to evaluate: a run of lines the gate turns
+        away as (how many, time of the last), a line it lets through as the fields of an Entry
+        plus its cursor. The catch-up of a backlog: only the lines that reach a rule are
+        decoded and sent. `urgent`: the times of the entries at the gate's priority or more
+        urgent (`times`): PRIORITY is read only there."""
+        cursor = self._reader._get_cursor
         out: list[tuple[Any, ...]] = []
+        for skipped, last_us, entry in self.gated(gate, until_us, urgent):
+            if skipped:
+                out.append((skipped, last_us))
+            if entry is not None:
+                out.append((*entry, cursor()))
+        return out
+
+    def gated(
+        self, gate: Gate, until_us: int | None = None, urgent: set[int] | None = None
+    ) -> Iterator[tuple[int, int, Entry | None]]:
+        """The entries from the current position to the end (or `until_us`), as (n, t, entry):
+        `n` lines the gate turned away (the last at `t`), then `entry`, which it let through, or
+        None (at the end, or after SKIP_RUN lines). The reader stands on the last line counted,
+        so a consumer may stop after any item and resume from `cursor()`; lines that are not
+        let through are neither decoded nor built into Entries."""
+        r = self._reader
+        get, next_, realtime, new = r._get, r._next, r._get_realtime, tuple.__new__
+        lits, max_priority, quiet = gate.literals, gate.priority, gate.quiet_us
+        fixed_unit, limit = self._fixed_unit, self._max
+        read_pid, read_host = self._fields.pid, self._fields.hostname
         skipped, prev = 0, -quiet - 1
         while True:
             try:
@@ -234,23 +256,21 @@ class JournalSource:
                 else:
                     skipped += 1
                     prev = t
+                    if skipped >= SKIP_RUN:
+                        yield skipped, t, None
+                        skipped = 0
                     continue
-            if skipped:
-                out.append((skipped, prev))
-                skipped = 0
-            prev = t
-            out.append((
+            yield skipped, prev, new(Entry, (
                 t,
                 self._decode(raw, limit),
-                unit or _text(get, "_SYSTEMD_UNIT"),
-                _int(get, "_PID", 0) if origin else -1,
+                fixed_unit or _text(get, "_SYSTEMD_UNIT"),
+                _int(get, "_PID", 0) if read_pid else -1,
                 priority,
-                _text(get, "_HOSTNAME") if origin else "",
-                cursor(),
+                _text(get, "_HOSTNAME") if read_host else "",
             ))  # fmt: skip
+            skipped, prev = 0, t
         if skipped:
-            out.append((skipped, prev))
-        return out
+            yield skipped, prev, None
 
     def _decode(self, raw: bytes, limit: int) -> str:
         if len(raw) > limit:
