@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_at_us);
 """
 PENDING, RUNNING, VERIFYING, DONE = "pending", "running", "verifying", "done"
+JOBS_KEPT_US = 10 * 60 * 1_000_000  # finished jobs are remembered at least this long
 _SEVERITY = {
     Outcome.VERIFY_FAILED: Severity.CRITICAL,
     Outcome.GAVE_UP: Severity.CRITICAL,
@@ -259,6 +260,16 @@ class Outbox:
         if w is not None and w.job_id == job.id:
             del self.watching[job.key]
         return [self._finish(job.id, job.handler, job.key, source_rule, outcome, detail, now_us)]
+
+    def prune(self, now_us: int) -> None:
+        """Forget finished jobs older than the handlers could act on: an event seen again after
+        that (a journal read again) is older than `max_event_age` and only `skipped_stale`, so
+        at most once still holds, and the table stops growing with every run ever made."""
+        ages = [h.common.max_event_age_us for h in self.config.handlers.values()]
+        keep_us = max([JOBS_KEPT_US, *(2 * a for a in ages)])
+        self._ops.append(
+            ("DELETE FROM jobs WHERE state = ? AND updated_us < ?", (DONE, now_us - keep_us))
+        )
 
     def due(self, now_us: int) -> list[tuple[Job, str]]:
         """Pending jobs due now, within each handler's rate limit; marked running (queued

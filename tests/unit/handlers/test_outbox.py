@@ -161,6 +161,30 @@ def test_an_event_just_within_max_event_age_runs(box: Box) -> None:
     assert len(box.due(T0)) == 1
 
 
+def test_finished_jobs_are_forgotten_after_2_h_and_an_old_event_seen_again_runs_nothing(
+    box: Box,
+) -> None:
+    day = 2 * 3600 * S  # twice the shipped handlers' max_event_age (1h)
+    box.enqueue([unknown_value("req-done"), unknown_value("req-waiting", raw="ok")], T0)
+    [done, waiting] = sorted(box.due(T0), key=lambda j: j[0].key)
+    box.apply(done, Result(Outcome.REPLAYED, "204"), T0)
+    box.verify([("training_stalled", "req-done", T0 + S)], [], T0 + S)
+    box.apply(waiting, Result(Outcome.FAILED, "refused", retry=True), T0)
+    assert box.row("req-done")["state"] == "done"
+    box.outbox.prune(T0 + day)  # not old enough yet
+    box.commit()
+    assert box.count() == 2
+    box.outbox.prune(T0 + day + 2 * S)
+    box.commit()
+    assert box.count() == 1, "the finished one is gone, the one still pending stays"
+    assert box.row("req-waiting")["state"] == "pending"
+    # the journal read again (a lost state file, a cursor from long ago): the event is older
+    # than max_event_age, so it is only reported, not replayed a second time
+    again = box.enqueue([unknown_value("req-done")], T0 + day + 3 * S)
+    assert outcomes(again) == [("req-done", "skipped_stale")]
+    assert [j.key for j, _ in box.due(T0 + day + 3 * S)] == ["req-waiting"]
+
+
 # --- due: at most once, rate limit ------------------------------------------------------------
 
 
