@@ -10,7 +10,11 @@ replay (so replays are verified), a fal.ai stand-in answering IN_PROGRESS (stall
 provider_status runs), and prometheus-alertmanager. Every process started is stopped.
 
 Per second at --rate 5000: ~98% access lines, 5 trainings started (4 end in time, 1 stalls after
-the 30 s deadline), 2 unknown statuses (1 replayed, 1 truly unknown: alerts only).
+the 30 s deadline), 2 unknown statuses (1 replayed, 1 truly unknown: alerts only). The
+retention windows are 5 minutes (`--ttl`): the alert book, the closed trainings and the handler
+jobs reach their steady size within the first minutes, so growth after that is a leak. Archived
+journal files are deleted under the daemon as journald's vacuuming would (all but the newest
+two), so its open file descriptors can level off too.
 """
 
 from __future__ import annotations
@@ -117,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=5000, help="aisha-api entries per second")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between rows")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (journals)")
+    parser.add_argument(
+        "--ttl",
+        default="5m",
+        help="retention windows (one_off_ttl, the pair rule's forget_after, handlers' "
+        "max_event_age) shortened to this, so every bounded structure reaches its steady state "
+        "within the run and what is left growing is a leak; 'shipped' keeps the shipped ones",
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="aisha-soak-"))
     (work / "journal").mkdir()
@@ -128,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def edit(data: dict[str, Any]) -> None:
         data["handlers"]["provider_status"]["recheck_interval"] = "1m"
+        if args.ttl != "shipped":
+            data["alerting"]["one_off_ttl"] = args.ttl
+            for rule in data["rules"]:
+                if rule["type"] == "pair":
+                    rule["forget_after"] = args.ttl
+            for handler in data["handlers"].values():
+                handler["max_event_age"] = args.ttl
 
     config = tune(work / "config.yaml", edit, deadline="30s")
     env = {"AISHA_API_URL": api.url, "ALERTMANAGER_URL": am.url, "FAL_QUEUE_URL": fal.url,
@@ -140,13 +158,18 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("the daemon did not start")
         writer.start()
         began = time.monotonic()
-        print(f"soak: {args.rate} entries/s for {args.minutes:g} min; work dir {work}")
+        print(
+            f"soak: {args.rate} entries/s for {args.minutes:g} min, retention windows "
+            f"{args.ttl}; work dir {work}"
+        )
         head = ("t(s)", "RSS MB", "anon MB", "fds", "state MB", "written", "counted", "lag s",
                 "events", "handler runs", "alerts sent", "alerts failed")  # fmt: skip
         print("  ".join(f"{h:>12}" for h in head))
         rows = []
+        vacuumed = 0  # aisha-api entries in the files deleted under the daemon
         while time.monotonic() - began < args.minutes * 60:
             writer.stop.wait(args.every)
+            vacuumed += vacuum(lj.directory)
             m = d.metrics()
             rss, anon, fds = proc_figures(d.proc.pid)
             runs = sum(v for (n, _), v in m.items() if n == P + "handler_runs_total")
@@ -163,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.join(10)
         if writer.error is not None:
             raise writer.error
-        total = lj.count()
+        total = vacuumed + lj.count()
         deadline = time.monotonic() + 60
         counted = 0.0
         while time.monotonic() < deadline:
@@ -171,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             if counted >= total:
                 break
             writer.stop.wait(0.2)
-            total = lj.count()
+            total = vacuumed + lj.count()
         db = sqlite3.connect(f"file:{work / 'state' / 'state.sqlite'}?mode=ro", uri=True)
         rows_ = db.execute("SELECT event FROM events").fetchall()
         db.close()
@@ -203,6 +226,32 @@ def main(argv: list[str] | None = None) -> int:
         lj.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)  # ~100 MB of journal per minute
+
+
+def vacuum(directory: Path, keep: int = 2) -> int:
+    """Delete all but the newest `keep` archived journal files, as journald's SystemMaxUse= does
+    on a real host (the daemon keeps every file of its directory open until it is deleted); the
+    aisha-api entries they held."""
+    archived = sorted(directory.glob("*@*.journal"), key=lambda f: f.stat().st_mtime)
+    gone = 0
+    for path in archived[:-keep]:
+        gone += count_file(path)
+        path.unlink()
+    return gone
+
+
+def count_file(path: Path) -> int:
+    from systemd import journal
+
+    reader = journal.Reader(files=[str(path)])
+    try:
+        reader.add_match(_SYSTEMD_UNIT=API_UNIT)
+        n = 0
+        while reader._next():
+            n += 1
+        return n
+    finally:
+        reader.close()
 
 
 if __name__ == "__main__":
