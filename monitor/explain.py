@@ -4,15 +4,16 @@ line given first joins a later unknown status); the per-pattern detail is for pe
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
 
 from monitor.config import Config
 from monitor.engine import Engine, build_rules
+from monitor.explainreport import LineReport, PatternReport, RuleReport, priority_name
+from monitor.explainreport import write_json as write_json  # re-exported for the command line
+from monitor.explainreport import write_text as write_text
 from monitor.model import Entry, Event, datetime_to_us
 from rules.absence import AbsenceSpec
 from rules.base import PRIORITIES, Pattern, Rule, RuleSpec, human_duration
@@ -23,7 +24,6 @@ from rules.unknown_value import UnknownValueSpec
 
 T0 = datetime_to_us(datetime(2026, 11, 27, 10, tzinfo=UTC))  # lines are one second apart
 PID, HOST = 4242, "explain"
-PRIORITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 # `journalctl` short output: the journal's own prefix, which is not part of MESSAGE
 _JOURNALCTL = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [\w@.:-]+\[\d+\]: ")
 
@@ -34,44 +34,10 @@ class Options:
     priority: int = 6
 
 
-@dataclass(frozen=True, slots=True)
-class PatternReport:
-    role: str  # pattern, start[0], end[1]
-    source: str
-    literals: tuple[str, ...]  # the prefilter: one of them must be in the line
-    present: tuple[str, ...]
-    matches: bool
-    groups: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class RuleReport:
-    name: str
-    type: str
-    verdict: str  # match | no match | not read | excluded by priority | excluded by prefilter
-    patterns: tuple[PatternReport, ...]
-    notes: tuple[str, ...]
-    events: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LineReport:
-    line: str
-    unit: str
-    priority: int
-    followed: bool
-    notes: tuple[str, ...]
-    rules: tuple[RuleReport, ...] = field(default_factory=tuple)
-
-
 def parse_priority(text: str) -> int | None:
     text = text.strip().lower()
     value = PRIORITIES.get(text, int(text) if text.isdigit() else None)
     return value if value is not None and 0 <= value <= 7 else None
-
-
-def _priority_name(p: int) -> str:
-    return f"{p} ({PRIORITY_NAMES[p]})"
 
 
 class Explainer:
@@ -121,8 +87,8 @@ class Explainer:
         elif base.priority is not None and self.opts.priority > base.priority:
             verdict = "excluded by priority"
             notes.append(
-                f"the rule reads only priority {_priority_name(base.priority)} or more severe; "
-                f"this line is {_priority_name(self.opts.priority)}"
+                f"the rule reads only priority {priority_name(base.priority)} or more severe; "
+                f"this line is {priority_name(self.opts.priority)}"
             )
         elif not prefilter_ok:
             verdict = "excluded by prefilter"
@@ -259,52 +225,3 @@ def _pair(spec: PairSpec, delta: dict[str, int], events: list[Event], key: str) 
 def explain_lines(config: Config, lines: Iterable[str], opts: Options) -> list[LineReport]:
     explainer = Explainer(config, opts)
     return [explainer.explain(line) for line in lines]
-
-
-# --- output -------------------------------------------------------------------------------------
-
-
-def write_json(reports: Sequence[LineReport], out: TextIO) -> None:
-    out.write(json.dumps([asdict(r) for r in reports], ensure_ascii=False, indent=2) + "\n")
-
-
-def write_text(reports: Sequence[LineReport], out: TextIO) -> None:
-    for i, r in enumerate(reports, 1):
-        if i > 1:
-            out.write("\n")
-        shown = r.line if len(r.line) <= 200 else r.line[:200] + "…"
-        out.write(f"line {i}: {shown}\n")
-        read = "read" if r.followed else "NOT READ"
-        out.write(f"  unit {r.unit} ({read}), priority {_priority_name(r.priority)}\n")
-        out.writelines(f"  ! {note}\n" for note in r.notes)
-        width = max((len(x.name) for x in r.rules), default=0)
-        for rule in r.rules:
-            _write_rule(rule, width, out)
-
-
-def _write_rule(rule: RuleReport, width: int, out: TextIO) -> None:
-    verdict = rule.verdict.upper() if rule.verdict == "match" else rule.verdict
-    out.write(f"  {rule.name:<{width}}  {rule.type:<13}  {verdict}\n")
-    pad = " " * 6
-    quiet = all(p.literals and not p.present and not p.matches for p in rule.patterns)
-    if rule.patterns and quiet:
-        lits = [repr(lit) for p in rule.patterns for lit in p.literals]
-        more = f" (+{len(lits) - 3} more)" if len(lits) > 3 else ""
-        out.write(f"{pad}prefilter absent: {', '.join(lits[:3])}{more}\n")
-    elif not rule.patterns:
-        out.write(f"{pad}(no pattern: every line of the followed units counts)\n")
-    else:
-        _write_patterns(rule.patterns, pad, out)
-    out.writelines(f"{pad}→ {note}\n" for note in rule.notes)
-
-
-def _write_patterns(patterns: tuple[PatternReport, ...], pad: str, out: TextIO) -> None:
-    role_w = max(len(p.role) for p in patterns)
-    for p in patterns:
-        states = [f"{lit!r} {'present' if lit in p.present else 'absent'}" for lit in p.literals]
-        pre = f"prefilter {', '.join(states)}" if states else "no prefilter"
-        regex = "regex matches" if p.matches else "regex: no match"
-        out.write(f"{pad}{p.role:<{role_w}}  {pre}; {regex}\n")
-        if p.groups:
-            groups = "  ".join(f"{k}={v!r}" for k, v in p.groups.items())
-            out.write(f"{pad}{'':<{role_w}}  groups: {groups}\n")

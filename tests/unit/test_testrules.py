@@ -11,7 +11,8 @@ import pytest
 from monitor import cli
 from monitor.config import load_config
 from monitor.engine import Engine, build_rules
-from monitor.testrules import RuleTestFile, followed, load_test_file, positive_samples, run_test
+from monitor.testfile import RuleTestFile, load_test_file
+from monitor.testrules import followed, positive_samples, run_test
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_TESTS = sorted((ROOT / "tests" / "rules").glob("*.yaml"))
