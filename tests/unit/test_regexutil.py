@@ -165,3 +165,10 @@ def test_two_literal_alternatives(a: str, b: str) -> None:
         assert parts, (a, b)
     if not a.startswith(b) and not b.startswith(a):
         assert parts == [], (a, b)
+
+
+def test_case_insensitive_classes_with_multi_character_case_mappings_are_checked() -> None:
+    """'ß'.upper() is 'SS': checking (?i) alternatives must not stumble on it."""
+    assert catastrophic_parts("(?i)(?:[a-c]y|xy)+") == []
+    assert catastrophic_parts("(?i)(?:ab|AB)*c") != [], "alike once case is ignored"
+    assert catastrophic_parts("(?:ab|AB)*c") == []
