@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -167,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(f"{h:>12}" for h in head))
         rows = []
         vacuumed = 0  # aisha-api entries in the files deleted under the daemon
+        # every unknown-status event, by identity, from the API's latest 1000 at each row (the
+        # state file keeps only the latest events): a key reported twice has two identities
+        reported: set[tuple[str, str]] = set()
         while time.monotonic() - began < args.minutes * 60:
             writer.stop.wait(args.every)
             vacuumed += vacuum(lj.directory)
+            reported |= unknown_events(d)
             m = d.metrics()
             rss, anon, fds = proc_figures(d.proc.pid)
             runs = sum(v for (n, _), v in m.items() if n == P + "handler_runs_total")
@@ -195,11 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                 break
             writer.stop.wait(0.2)
             total = vacuumed + lj.count()
-        db = sqlite3.connect(f"file:{work / 'state' / 'state.sqlite'}?mode=ro", uri=True)
-        rows_ = db.execute("SELECT event FROM events").fetchall()
-        db.close()
-        events = [json.loads(r[0]) for r in rows_]
-        keys = collections.Counter(e["key"] for e in events if e["kind"] == "unknown_value")
+        reported |= unknown_events(d)
+        keys = collections.Counter(key for key, _ in reported)
         replays = collections.Counter(r.json()["request_id"] for r in api.requests)
         missing = [k for k in writer.unknown if keys[k] == 0]
         print(
@@ -226,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         lj.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)  # ~100 MB of journal per minute
+
+
+def unknown_events(d: MonitorDaemon) -> set[tuple[str, str]]:
+    """(request_id, time) of each unknown-status event among the daemon's latest 1000."""
+    return {(e["key"], e["time"]) for e in d.events() if e["kind"] == "unknown_value"}
 
 
 def vacuum(directory: Path, keep: int = 2) -> int:
