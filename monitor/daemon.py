@@ -48,6 +48,7 @@ WAIT_SECONDS = 0.05  # journal wait(): wakes on append (inotify) or after this
 # once caught up, batches start at least this far apart: under a steady stream of lines a batch
 # per append would commit a few lines at a time, hundreds of times a second
 MIN_BATCH_INTERVAL_S = 0.02
+SLOW_BATCH_S = 0.1  # a batch this long is logged, with how long its commit took
 PRUNE_EVERY_S = 600.0  # finished handler jobs past their retention are deleted this often
 TICK_GRACE_US = 2_000_000  # wall-clock deadlines fire this late, for entries still in flight
 HEALTHY_WITHIN_S = 30.0  # /healthz: the loop went round within this
@@ -114,6 +115,7 @@ class Daemon:
         self.source: JournalSource | None = None
         self.caught_up = False
         self._step_started = 0.0  # monotonic
+        self._last_commit_s = 0.0
         self._pruned = time.monotonic()
         self.lag_s = 0.0
         self._seen_errors = (0, 0)
@@ -310,11 +312,13 @@ class Daemon:
             then = functools.partial(
                 self._committed, position, book_version, events, last_us, started
             )
+            committing = time.monotonic()
             try:
                 self.store.commit(position, self.engine, events, extra, self.outbox.take_ops())
             except StateWriteError as e:
                 self._write_refused(e, then)
                 return
+            self._last_commit_s = time.monotonic() - committing
         then()
 
     def _read_each(
@@ -391,7 +395,15 @@ class Daemon:
             self._hand_out(now_us)
         self._set_lag(0.0 if self.caught_up else max(0.0, (now_us - last_us) / 1e6))
         self._count_source_problems()
-        self.metrics.batch_seconds.observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        self.metrics.batch_seconds.observe(took)
+        if took >= SLOW_BATCH_S:
+            log.info(
+                "slow batch: %.0f ms (commit %.0f ms), %d events",
+                took * 1000,
+                self._last_commit_s * 1000,
+                len(events),
+            )
         self._dispatch(events)
 
     def _write_refused(self, e: StateWriteError, then: Callable[[], None]) -> None:
