@@ -8,6 +8,8 @@ uses the machine's cores where one reader would use one."""
 
 from __future__ import annotations
 
+import collections
+import itertools
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -57,11 +59,24 @@ def plan(directory: str | None, since_us: int | None, until_us: int | None) -> l
 
 
 def read(tasks: list[Task]) -> Iterator[Part]:
-    """Each task's part, in the order of `tasks`, read by up to one process per core."""
+    """Each task's part, in the order of `tasks`, read by up to one process per core.
+
+    Only one file per worker is read ahead of the part being evaluated: when the engine is the
+    slower side (many lines let through), parts wait in memory, and a whole journal of them
+    would be as large as the journal."""
     workers = min(os.cpu_count() or 1, len(tasks))
+    todo = iter(tasks)
     # fork: the workers inherit the loaded modules (a spawn would import them again per worker)
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(_read_one, tasks)
+        ahead = collections.deque(
+            pool.apply_async(_read_one, (task,)) for task in itertools.islice(todo, workers)
+        )
+        while ahead:
+            part = ahead.popleft().get()
+            task = next(todo, None)
+            if task is not None:
+                ahead.append(pool.apply_async(_read_one, (task,)))
+            yield part
 
 
 def _read_one(task: Task) -> Part:
