@@ -114,6 +114,7 @@ class Daemon:
                 self.metrics.handler_runs.labels(name, str(outcome))
         self.source: JournalSource | None = None
         self.caught_up = False
+        self._was_caught_up = False
         self._step_started = 0.0  # monotonic
         self._last_commit_s = 0.0
         self._pruned = time.monotonic()
@@ -289,8 +290,12 @@ class Daemon:
             else:
                 read, last_us = self._read_each(self.source, units, hosts, events, deadline)
             now_us = time.time_ns() // 1000
-            if self.caught_up:
+            # the wall clock takes over once caught up, but not in the batch that got there: the
+            # backlog's last entries are committed before what falls due on the wall clock (after
+            # a long outage that can be every open training at once)
+            if self.caught_up and (self._was_caught_up or not read):
                 events += self.engine.tick(now_us - TICK_GRACE_US)
+            self._was_caught_up = self.caught_up
             events += self._drain_health()
             events += self._handler_events(events, now_us)
             if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
