@@ -393,6 +393,8 @@ def live_section(
 def scale_section(sc: dict[str, Any], w: Any, out: list[str]) -> None:
     o, d = sc["open"], sc["open"]["delta"]
     w(f"## Scale of state: {sc['open_trainings']:,} trainings open at once\n")
+    if sc.get("commit"):
+        w(f"(This part was run again at commit `{sc['commit']}`, after the rest of the run.)\n")
     w(
         f"Three journals from bench/simulate.py at {sc['api_rate']:.0f} aisha-api entries/s of "
         f"simulated time (seed {sc['seed']}): base ({o['base']['entries']:,} entries), mass "
