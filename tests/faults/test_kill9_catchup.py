@@ -41,8 +41,8 @@ from tests.integration.daemon_fixtures import (
 
 pytestmark = pytest.mark.faults
 
-ROUND = 20_000  # entries of one catch-up
-ROUNDS = 10  # one kill -9 in each catch-up
+ROUND = 10_000  # entries of one catch-up
+ROUNDS = 20  # one kill -9 in each catch-up
 STEP_US = 1000  # the backlog's entries are 1 ms apart, the last one about 100 s ago
 NORMALIZABLE = ("COMPLETED", "success", "Failed", "ok")  # replayed by the fallback
 BOGUS = ("bogus", "weird-thing")  # truly unknown: reported, never replayed
@@ -145,7 +145,7 @@ def test_kill_9_during_catch_up_reports_everything_once_and_replays_at_most_once
     mid_catch_up = 0
     catch_up_s = 0.0
     for k in range(ROUNDS):
-        # a new 20k-entry backlog, and a start that must catch up on it. The first catch-up is
+        # a new 10k-entry backlog, and a start that must catch up on it. The first catch-up is
         # timed (ready -> caught up) and killed once caught up, with replays in flight; every
         # later one is killed a random fraction of that time after it is ready
         before = len(truth.entries)
