@@ -186,8 +186,12 @@ class Engine:
                         rule.pulse(t, 1)
                     return _NOTHING
         due, produced = self._observe(entry)
-        self._fast = self._gated and all(r.pulsing for r in self._heartbeats)
+        self._fast = self._fast_path_open()
         return due, produced
+
+    def _fast_path_open(self) -> bool:
+        """Lines may skip the rules while every heartbeat rule only needs their time."""
+        return self._gated and all(r.pulsing for r in self._heartbeats)
 
     def _observe(self, entry: Entry) -> tuple[list[Event], list[Event]]:
         t = entry.realtime_us
@@ -239,7 +243,7 @@ class Engine:
             deadline = rule.next_deadline()
             if deadline is not None:
                 self.schedule(deadline)
-        self._fast = self._gated and all(r.pulsing for r in self._heartbeats)
+        self._fast = self._fast_path_open()
         return events
 
     def counters(self) -> dict[str, dict[str, int]]:

@@ -159,15 +159,10 @@ class JournalSource:
                 self.read_errors += 1
                 log.warning("cannot read an entry's MESSAGE, skipping it: %s", e)
                 continue
-            if len(raw) > limit:
-                # cut at the limit, dropping a character the cut split in two
-                message = codecs.getincrementaldecoder("utf-8")("replace").decode(raw[:limit])
-                self.truncated += 1
-            else:
-                try:
-                    message = raw.decode()
-                except UnicodeDecodeError:
-                    message = raw.decode("utf-8", "replace")
+            try:  # the common case inline; a long or undecodable message goes to _decode
+                message = raw.decode() if len(raw) <= limit else self._decode(raw, limit)
+            except UnicodeDecodeError:
+                message = self._decode(raw, limit)
             priority = 6
             if read_priority:
                 try:  # noqa: SIM105 - contextlib.suppress would cost a context manager per entry
@@ -275,6 +270,7 @@ class JournalSource:
     def _decode(self, raw: bytes, limit: int) -> str:
         if len(raw) > limit:
             self.truncated += 1
+            # cut at the limit, dropping a character the cut split in two
             return codecs.getincrementaldecoder("utf-8")("replace").decode(raw[:limit])
         try:
             return raw.decode()
