@@ -901,22 +901,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{JOURNAL_REMOTE} is needed (Debian package systemd-journal-remote)")
     if args.runs > 1:
         result = run_repeated(args.quick, args.runs, args.seconds)
-        print_table(result)
-        for v in verdicts(result):
-            print(f"MISSED: {v}")
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=1) + "\n")
-        return 0
-    result = run(
-        quick=args.quick,
-        seconds=args.seconds,
-        rates=tuple(int(x) for x in args.rates.split(",")),
-        soak_s=args.soak,
-        marker_keys=args.marker_keys,
-        keep=args.keep,
-        profile_phase=args.profile,
-        profile_out=args.profile_out,
-    )
+    else:
+        result = run(
+            quick=args.quick,
+            seconds=args.seconds,
+            rates=tuple(int(x) for x in args.rates.split(",")),
+            soak_s=args.soak,
+            marker_keys=args.marker_keys,
+            keep=args.keep,
+            profile_phase=args.profile,
+            profile_out=args.profile_out,
+        )
     print_table(result)
     for v in verdicts(result):
         print(f"MISSED: {v}")

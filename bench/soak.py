@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from systemd import journal
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -40,6 +42,7 @@ from tests.integration.daemon_fixtures import (  # noqa: E402
     API_UNIT,
     LiveJournal,
     MonitorDaemon,
+    count_entries,
     daemon_env,
 )
 
@@ -239,23 +242,9 @@ def vacuum(directory: Path, keep: int = 2) -> int:
     archived = sorted(directory.glob("*@*.journal"), key=lambda f: f.stat().st_mtime)
     gone = 0
     for path in archived[:-keep]:
-        gone += count_file(path)
+        gone += count_entries(journal.Reader(files=[str(path)]))
         path.unlink()
     return gone
-
-
-def count_file(path: Path) -> int:
-    from systemd import journal
-
-    reader = journal.Reader(files=[str(path)])
-    try:
-        reader.add_match(_SYSTEMD_UNIT=API_UNIT)
-        n = 0
-        while reader._next():
-            n += 1
-        return n
-    finally:
-        reader.close()
 
 
 if __name__ == "__main__":

@@ -324,6 +324,27 @@ def fill_while_running(
     return ns, nd, n1, reply
 
 
+def everything_once(
+    ns: Namespace, nd: NsDaemon, lj: LiveJournal, api: StandIn, timeout: float
+) -> tuple[int, float]:
+    """After the space came back: every entry counted exactly, full-1 reported once, replayed
+    once and verified. (entries counted, seconds until the backlog was read)"""
+    freed = time.monotonic()
+    total = lj.count()
+    wait_for(lambda: nd.entries() >= total, timeout, lambda: f"{total} entries\n{tail(ns.log)}")
+    caught_up = time.monotonic() - freed
+    wait_for(lambda: received(api) == {"full-1": 1}, 20, "the replay of full-1")
+    wait_for(lambda: any(e["labels"].get("outcome") == "verified" for e in nd.events()), 20,
+             "the replay verified")  # fmt: skip
+    total = lj.count()  # with the lines the emulated aisha-api logged for the replay
+    wait_for(lambda: nd.entries() >= total, 30, f"{total} entries")
+    assert nd.entries() == total
+    assert received(api) == {"full-1": 1}
+    keys = [e["key"] for e in nd.events() if e["kind"] == "unknown_value"]
+    assert keys == ["full-1"]
+    return total, caught_up
+
+
 def test_full_state_directory_loses_nothing_and_replays_once_when_space_returns(
     tmp_path: Path,
     live_journal: LiveJournal,
@@ -343,16 +364,7 @@ def test_full_state_directory_loses_nothing_and_replays_once_when_space_returns(
     assert took < STOP_BOUND_S, f"{took:.1f} s to exit"
     ns.do("unfill")
     nd.start()
-    total = lj.count()
-    wait_for(lambda: nd.entries() >= total, 30, lambda: f"{total} entries\n{tail(ns.log)}")
-    wait_for(lambda: received(api) == {"full-1": 1}, 20, "the replay of full-1")
-    wait_for(lambda: any(e["labels"].get("outcome") == "verified" for e in nd.events()), 20,
-             "the replay verified")  # fmt: skip
-    total = lj.count()  # with the lines the emulated aisha-api logged for the replay
-    wait_for(lambda: nd.entries() >= total, 30, f"{total} entries")
-    assert nd.entries() == total
-    keys = [e["key"] for e in nd.events() if e["kind"] == "unknown_value"]
-    assert keys == ["full-1"]
+    total, _ = everything_once(ns, nd, lj, api, 30)
     assert ns.do("term") == "exit 0"
     print(f"\nfull state directory: SIGTERM while retrying: exit 0 after {took:.2f} s; after "
           f"space returned and a restart: {total} entries counted exactly, full-1 reported once "
@@ -382,19 +394,7 @@ def test_full_state_directory_keeps_the_daemon_up_retrying_the_same_batch(
     assert metrics[(ENTRIES, (("unit", API_UNIT),))] == n1, "nothing published past the commit"
     assert received(api) == {}, "no handler runs on a batch that could not be committed"
     ns.do("unfill")
-    freed = time.monotonic()
-    total = lj.count()
-    wait_for(lambda: nd.entries() >= total, 60, lambda: f"{total} entries\n{tail(ns.log)}")
-    caught_up = time.monotonic() - freed
-    wait_for(lambda: received(api) == {"full-1": 1}, 20, "the replay of full-1")
-    wait_for(lambda: any(e["labels"].get("outcome") == "verified" for e in nd.events()), 20,
-             "the replay verified")  # fmt: skip
-    total = lj.count()  # with the lines the emulated aisha-api logged for the replay
-    wait_for(lambda: nd.entries() >= total, 30, f"{total} entries")
-    assert nd.entries() == total
-    assert received(api) == {"full-1": 1}
-    keys = [e["key"] for e in nd.events() if e["kind"] == "unknown_value"]
-    assert keys == ["full-1"]
+    total, caught_up = everything_once(ns, nd, lj, api, 60)
     assert nd.get("/readyz") == "ok\n"
     log = ns.log.read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in log, log

@@ -106,6 +106,18 @@ def finished(rid: str) -> str:
 # --- the live journal ----------------------------------------------------------------------------
 
 
+def count_entries(reader: journal.Reader, unit: str = API_UNIT) -> int:
+    """Entries of `unit` that `reader` (a directory's or files') finds; closes it."""
+    try:
+        reader.add_match(_SYSTEMD_UNIT=unit)
+        n = 0
+        while reader._next():
+            n += 1
+        return n
+    finally:
+        reader.close()
+
+
 class LiveJournal:
     """systemd-journal-remote listening on 127.0.0.1, fed export-format entries over one TCP
     connection; it writes real journal files into `directory` as the entries arrive."""
@@ -170,15 +182,7 @@ class LiveJournal:
 
     def count(self, unit: str = API_UNIT) -> int:
         """Entries of `unit` a reader finds in the directory now."""
-        reader = journal.Reader(path=str(self.directory))
-        try:
-            reader.add_match(_SYSTEMD_UNIT=unit)
-            n = 0
-            while reader._next():
-                n += 1
-            return n
-        finally:
-            reader.close()
+        return count_entries(journal.Reader(path=str(self.directory)), unit)
 
     def wait_written(self, unit: str = API_UNIT, timeout: float = 10.0) -> None:
         """Until everything sent for `unit` is in the journal files."""

@@ -25,22 +25,21 @@ def engine(cfg: Config, *, fast_path: bool) -> Engine:
     )
 
 
-def every_line(cfg: Config, entries: list[Entry]) -> tuple[list[Event], Engine]:
-    e = engine(cfg, fast_path=False)
+def observing(cfg: Config, entries: list[Entry], *, fast_path: bool) -> tuple[list[Event], Engine]:
+    e = engine(cfg, fast_path=fast_path)
     out: list[Event] = []
     for entry in entries:
         due, produced = e.observe(entry)
         out += [*due, *produced]
     return out + e.tick(_end(entries)), e
+
+
+def every_line(cfg: Config, entries: list[Entry]) -> tuple[list[Event], Engine]:
+    return observing(cfg, entries, fast_path=False)
 
 
 def gated(cfg: Config, entries: list[Entry]) -> tuple[list[Event], Engine]:
-    e = engine(cfg, fast_path=True)
-    out: list[Event] = []
-    for entry in entries:
-        due, produced = e.observe(entry)
-        out += [*due, *produced]
-    return out + e.tick(_end(entries)), e
+    return observing(cfg, entries, fast_path=True)
 
 
 def skipping(cfg: Config, entries: list[Entry]) -> tuple[list[Event], Engine]:
