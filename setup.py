@@ -1,13 +1,13 @@
 """Packaging for aisha-monitor."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="aisha-monitor",
     version="0.1.0",
     description="Journal rules, stalled-training detection and alerts for aisha-api",
     python_requires=">=3.11",
-    packages=["monitor", "rules", "handlers"],
+    packages=find_packages(include=["monitor", "monitor.*", "rules", "handlers"]),
     package_data={"monitor": ["default_config.yaml"]},
     install_requires=[
         "systemd-python>=235",

@@ -244,7 +244,7 @@ def alert_book_cost(sizes: tuple[int, ...] = (10, 100, 1000, 10_000)) -> list[di
 
     from monitor.alerts import AlertBook
     from monitor.config import load_config
-    from monitor.model import Event, EventKind, Severity
+    from monitor.core.model import Event, EventKind, Severity
 
     config = load_config(REPO / "config.yaml")
     out = []
@@ -289,7 +289,7 @@ def _book_batches(book: Any, db: Any, now: int, *, new_keys: bool) -> tuple[list
     """20 committed batches as the daemon does them (monitor/daemon.py step()): expire, the
     book's JSON into the state only when it changed since the last commit, firing and sendable;
     with `new_keys`, every batch first brings one more unknown status (a new key)."""
-    from monitor.model import Event, EventKind, Severity
+    from monitor.core.model import Event, EventKind, Severity
 
     times, size = [], 0
     for i in range(20):

@@ -18,8 +18,8 @@ import requests
 
 from monitor.alerts import SHOWN_KEYS, Sendable
 from monitor.config import AlertingConfig
+from monitor.core.model import format_time, us_to_datetime
 from monitor.metrics import Metrics
-from monitor.model import format_time, us_to_datetime
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from handlers.base import Outcome
 from monitor.config import AlertSpec, Config
-from monitor.model import Event, EventKind, Severity
+from monitor.core.model import Event, EventKind, Severity
 
 ONE_OFF = frozenset({EventKind.UNKNOWN_VALUE, EventKind.MATCH})  # true once, then history
 STATEFUL = frozenset({EventKind.STALLED, EventKind.ABSENCE, EventKind.THRESHOLD, EventKind.HEALTH})

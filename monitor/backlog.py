@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.core.model import Gate
 from monitor.journal import Fields, JournalSource, file_spans
-from monitor.model import Gate
 
 MIN_FILES = 2  # one file is read faster by the plain reader (no processes to start)
 

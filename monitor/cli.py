@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from monitor import __version__
 from monitor.config import Config, ConfigError, load_config
+from monitor.core.timeparse import parse_time_us
 from monitor.journal import JournalError
 from monitor.replay import ReplayOptions, print_summary, run_replay
-from monitor.timeparse import parse_time_us
 
 EXIT_CONFIG = 2
 EXIT_STATE = 3  # the state file is unusable: restarting will not help (RestartPreventExitStatus)

@@ -13,8 +13,8 @@ import yaml
 import handlers
 import rules
 from handlers.base import HandlerSpec
-from monitor.model import Severity
-from monitor.statuses import DEFAULT_ALIASES, DEFAULT_CANONICAL, Statuses, fold
+from monitor.core.model import Severity
+from monitor.core.statuses import DEFAULT_ALIASES, DEFAULT_CANONICAL, Statuses, fold
 from monitor.yamlview import ConfigError, Problem, Problems, View, load_root
 from rules.base import PRIORITIES, ParseContext, RuleBase, RuleSpec
 

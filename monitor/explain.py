@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitor.config import Config
-from monitor.engine import Engine, build_rules
+from monitor.core.engine import Engine, build_rules
+from monitor.core.model import Entry, Event, datetime_to_us
 from monitor.explainreport import LineReport, PatternReport, RuleReport, priority_name
 from monitor.explainreport import write_json as write_json  # re-exported for the command line
 from monitor.explainreport import write_text as write_text
-from monitor.model import Entry, Event, datetime_to_us
 from rules.absence import AbsenceSpec
 from rules.base import PRIORITIES, Pattern, Rule, RuleSpec, human_duration
 from rules.match import MatchSpec

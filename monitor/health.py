@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import requests
 
 from monitor.config import HealthCheckSpec
+from monitor.core.model import Event, EventKind, Severity, format_time, us_to_datetime
 from monitor.metrics import Metrics
-from monitor.model import Event, EventKind, Severity, format_time, us_to_datetime
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from systemd import daemon, journal
 
-from monitor.model import Entry, Gate
+from monitor.core.model import Entry, Gate
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.engine import Engine
+from monitor.core.engine import Engine
 from rules.match import MatchRule
 from rules.pair import DURATION_BUCKETS_S, PairRule
 from rules.unknown_value import UnknownValueRule

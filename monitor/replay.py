@@ -11,9 +11,9 @@ from typing import TextIO
 
 from monitor import backlog
 from monitor.config import Config
-from monitor.engine import Engine, build_rules
+from monitor.core.engine import Engine, build_rules
+from monitor.core.model import Entry, Event, Gate, format_time
 from monitor.journal import Fields, JournalSource
-from monitor.model import Entry, Event, Gate, format_time
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.engine import Engine
-from monitor.model import Event
+from monitor.core.engine import Engine
+from monitor.core.model import Event
 from rules.base import KeyedRule
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import requests
 
-from monitor.model import datetime_to_us
+from monitor.core.model import datetime_to_us
 
 EXIT_OK, EXIT_PROBLEM, EXIT_UNREACHABLE = 0, 1, 3
 DEFAULT_URL = "http://127.0.0.1:9817"

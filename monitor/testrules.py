@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from monitor.config import Config
-from monitor.engine import Engine, build_rules
-from monitor.model import Event, EventKind
+from monitor.core.engine import Engine, build_rules
+from monitor.core.model import Event, EventKind
 from monitor.testfile import (
     Expected,
     InputEntry,

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from monitor.model import Entry, Event, EventKind, Severity
+from monitor.core.model import Entry, Event, EventKind, Severity
+from monitor.core.statuses import Statuses
 from monitor.regexutil import check_pattern, required_literal
-from monitor.statuses import Statuses
 from monitor.yamlview import View
 
 MAX_LABEL_CHARS = 200

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.model import Entry, Event, EventKind
+from monitor.core.model import Entry, Event, EventKind
 from monitor.yamlview import View
 from rules.base import (
     BuildContext,

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.model import Entry, Event, EventKind
-from monitor.statuses import Statuses
+from monitor.core.model import Entry, Event, EventKind
+from monitor.core.statuses import Statuses
 from monitor.yamlview import View
 from rules.base import (
     BuildContext,

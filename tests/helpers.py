@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from monitor.config import Config, load_config_text
-from monitor.engine import Engine, build_rules
-from monitor.model import Entry, Event
+from monitor.core.engine import Engine, build_rules
+from monitor.core.model import Entry, Event
 
 T0 = 1_795_000_000_000_000  # 2026-11-18T…Z, in microseconds
 S = 1_000_000  # one second in microseconds

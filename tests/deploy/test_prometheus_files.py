@@ -18,7 +18,7 @@ import yaml
 from prometheus_client import generate_latest
 
 from monitor.config import Config, load_config
-from monitor.engine import Engine, build_rules
+from monitor.core.engine import Engine, build_rules
 from monitor.metrics import Metrics, build_families
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_config
-from monitor.engine import Engine, build_rules
-from monitor.model import Entry
+from monitor.core.engine import Engine, build_rules
+from monitor.core.model import Entry
 from tests.helpers import T0, S
 
 CASES = sorted(p for p in Path(__file__).parent.iterdir() if (p / "input.jsonl").exists())

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from monitor.model import format_time, us_to_datetime
+from monitor.core.model import format_time, us_to_datetime
 from tests.integration.daemon_fixtures import (
     ACCESS,
     API_UNIT,

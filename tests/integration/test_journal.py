@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from systemd import journal
 
+from monitor.core.model import Entry
 from monitor.export import export_entry, write_journal
 from monitor.journal import Fields, JournalSource
-from monitor.model import Entry
 from tests.helpers import T0, S
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.config import Config, load_config_text
-from monitor.engine import Engine, RecentMatches, build_rules
-from monitor.model import Entry, Event
+from monitor.core.engine import Engine, RecentMatches, build_rules
+from monitor.core.model import Entry, Event
 from monitor.state import Position, StateStore
 from rules.pair import PairRule
 from tests.helpers import PREFIX, T0, S

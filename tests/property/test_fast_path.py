@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from hypothesis import HealthCheck, given, settings
 
 from monitor.config import Config
-from monitor.engine import Engine, build_rules, gate_literals
-from monitor.model import Entry, Event, Gate
+from monitor.core.engine import Engine, build_rules, gate_literals
+from monitor.core.model import Entry, Event, Gate
 from tests.helpers import PREFIX, T0, S
 from tests.property import examples
 from tests.property.test_engine_props import LARGE, SMALL, journals

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from monitor.cli import main
 from monitor.config import load_config
-from monitor.engine import Engine, build_rules
-from monitor.model import Entry
+from monitor.core.engine import Engine, build_rules
+from monitor.core.model import Entry
 from rules.base import Pattern
 from tests.helpers import PREFIX, T0
 from tests.property import examples

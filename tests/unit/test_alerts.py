@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from monitor.alerter import Alerter
 from monitor.alerts import RESOLVED_RESEND_US, AlertBook
 from monitor.config import load_config
-from monitor.engine import Engine, build_rules
+from monitor.core.engine import Engine, build_rules
+from monitor.core.model import Event, EventKind, Severity
 from monitor.metrics import Metrics
-from monitor.model import Event, EventKind, Severity
 from monitor.state import Position, StateStore
 from tests.helpers import T0, S
 

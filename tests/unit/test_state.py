@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_config
-from monitor.engine import Engine, build_rules
-from monitor.model import Entry, Event
+from monitor.core.engine import Engine, build_rules
+from monitor.core.model import Entry, Event
 from monitor.state import (
     EVENTS_KEPT,
     Position,

@@ -10,7 +10,7 @@ import pytest
 
 from monitor import cli
 from monitor.config import load_config
-from monitor.engine import Engine, build_rules
+from monitor.core.engine import Engine, build_rules
 from monitor.testfile import RuleTestFile, load_test_file
 from monitor.testrules import followed, positive_samples, run_test
 

@@ -18,7 +18,7 @@ import requests
 
 from handlers.base import HandlerSpec, Job, RunContext
 from monitor.config import Config, load_config_text
-from monitor.model import Event, EventKind, Severity
+from monitor.core.model import Event, EventKind, Severity
 from tests.helpers import T0
 
 WEBHOOK_PATH = "/api/v1/avatar/status_update"

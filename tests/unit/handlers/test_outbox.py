@@ -12,7 +12,7 @@ import pytest
 
 from handlers.base import Job, Outcome, Result
 from monitor.config import Config, load_config
-from monitor.model import Event, EventKind, Severity
+from monitor.core.model import Event, EventKind, Severity
 from monitor.outbox import Outbox, Worker
 from monitor.state import StateStore
 from tests.helpers import T0, S

@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import rules.pair as pair_module
-from monitor.model import EventKind
+from monitor.core.model import EventKind
 from rules.pair import PairRule
 from tests.helpers import T0, S, engine, entry, feed, kinds
 

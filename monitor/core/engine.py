@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from monitor.config import Config
-from monitor.model import Entry, Event, Gate
+from monitor.core.model import Entry, Event, Gate
 from rules.base import BuildContext, Heartbeat, Rule
 
 _RECALL_LIMIT = 10_000  # (rule, host, pid) slots kept for context joins

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from monitor.model import datetime_to_us
+from monitor.core.model import datetime_to_us
 from monitor.yamlview import parse_duration_us
 
 
