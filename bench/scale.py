@@ -243,7 +243,7 @@ def alert_book_cost(sizes: tuple[int, ...] = (10, 100, 1000, 10_000)) -> list[di
     import tracemalloc
 
     from monitor.alerts import AlertBook
-    from monitor.config import load_config
+    from monitor.config.schema import load_config
     from monitor.core.model import Event, EventKind, Severity
 
     config = load_config(REPO / "config.yaml")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from handlers import exec as exec_
 from handlers import http, provider_status, replay_webhook
 from handlers.base import HandlerSpec
-from monitor.yamlview import View
+from monitor.config.yamlview import View
 
 Parser = Callable[[View, str], HandlerSpec]
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from monitor.yamlview import View
+from monitor.config.yamlview import View
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import yaml
 
 from handlers.base import HandlerCommon, Job, Outcome, Result, RunContext, parse_common
-from monitor.yamlview import View
+from monitor.config.yamlview import View
 
 
 @dataclass(frozen=True, slots=True)

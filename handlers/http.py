@@ -17,7 +17,7 @@ from handlers.base import (
     parse_url,
     read_secret,
 )
-from monitor.yamlview import View
+from monitor.config.yamlview import View
 
 
 @dataclass(frozen=True, slots=True)

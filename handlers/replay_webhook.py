@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from handlers.base import HandlerCommon, Job, Outcome, Result, RunContext, parse_common, parse_url
-from monitor.yamlview import View
+from monitor.config.yamlview import View
 
 MAX_PAYLOAD_CHARS = 64 * 1024
 MAX_PAYLOAD_DEPTH = 32

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from monitor.alerts import SHOWN_KEYS, Sendable
-from monitor.config import AlertingConfig
+from monitor.config.schema import AlertingConfig
 from monitor.core.model import format_time, us_to_datetime
 from monitor.metrics import Metrics
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handlers.base import Outcome
-from monitor.config import AlertSpec, Config
+from monitor.config.schema import AlertSpec, Config
 from monitor.core.model import Event, EventKind, Severity
 
 ONE_OFF = frozenset({EventKind.UNKNOWN_VALUE, EventKind.MATCH})  # true once, then history

@@ -20,7 +20,7 @@ from handlers.base import Job, Outcome
 from monitor import __version__
 from monitor.alerter import Alerter
 from monitor.alerts import AlertBook
-from monitor.config import Config, ConfigError, load_config
+from monitor.config.schema import Config, ConfigError, load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Event, EventKind, Gate, Severity, format_time, us_to_datetime
 from monitor.health import HealthChecker

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Entry, Event, datetime_to_us
 from monitor.explainreport import LineReport, PatternReport, RuleReport, priority_name

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
-from monitor.config import HealthCheckSpec
+from monitor.config.schema import HealthCheckSpec
 from monitor.core.model import Event, EventKind, Severity, format_time, us_to_datetime
 from monitor.metrics import Metrics
 

@@ -23,7 +23,7 @@ import requests
 
 from handlers.base import HandlerSpec, Job, Outcome, Result, RunContext
 from handlers.replay_webhook import ReplayWebhookSpec
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.core.model import Event, EventKind, Severity
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from monitor import backlog
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Entry, Event, Gate, format_time
 from monitor.journal import Fields, JournalSource

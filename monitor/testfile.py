@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from monitor.config import Config, ConfigError, load_config
+from monitor.config.schema import Config, ConfigError, load_config
+from monitor.config.yamlview import Problem, Problems, View, load_root, parse_duration_us
 from monitor.core.model import Entry, EventKind, datetime_to_us
-from monitor.yamlview import Problem, Problems, View, load_root, parse_duration_us
 from rules.base import PRIORITIES, human_duration
 
 DEFAULT_START = "2026-11-27T10:00:00Z"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Event, EventKind
 from monitor.testfile import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from monitor.yamlview import View
+from monitor.config.yamlview import View
 from rules import absence, match, pair, threshold, unknown_value
 from rules.base import ParseContext, RuleBase, RuleSpec
 

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from monitor.config.regexutil import check_pattern, required_literal
+from monitor.config.yamlview import View
 from monitor.core.model import Entry, Event, EventKind, Severity
 from monitor.core.statuses import Statuses
-from monitor.regexutil import check_pattern, required_literal
-from monitor.yamlview import View
 
 MAX_LABEL_CHARS = 200
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.config.yamlview import View
 from monitor.core.model import Entry, Event, EventKind
-from monitor.yamlview import View
 from rules.base import (
     BuildContext,
     Context,

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.config.yamlview import View
 from monitor.core.model import Entry, Event, EventKind
 from monitor.core.statuses import Statuses
-from monitor.yamlview import View
 from rules.base import (
     BuildContext,
     Context,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.config import Config, load_config_text
+from monitor.config.schema import Config, load_config_text
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Entry, Event
 

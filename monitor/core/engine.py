@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.core.model import Entry, Event, Gate
 from rules.base import BuildContext, Heartbeat, Rule
 

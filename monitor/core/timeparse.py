@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from monitor.config.yamlview import parse_duration_us
 from monitor.core.model import datetime_to_us
-from monitor.yamlview import parse_duration_us
 
 
 def parse_time_us(text: str, now_us: int) -> int:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from monitor.config import Config, load_config
+from monitor.config.schema import Config, load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.metrics import Metrics, build_families
 

@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.config import Config, ConfigError, load_config_text
+from monitor.config.schema import Config, ConfigError, load_config_text
 from tests.property import examples
 
 ROOT = Path(__file__).resolve().parents[2]

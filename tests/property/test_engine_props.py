@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.config import Config, load_config_text
+from monitor.config.schema import Config, load_config_text
 from monitor.core.engine import Engine, RecentMatches, build_rules
 from monitor.core.model import Entry, Event
 from monitor.state import Position, StateStore

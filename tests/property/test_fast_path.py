@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from hypothesis import HealthCheck, given, settings
 
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.core.engine import Engine, build_rules, gate_literals
 from monitor.core.model import Entry, Event, Gate
 from tests.helpers import PREFIX, T0, S

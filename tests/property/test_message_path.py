@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import load_config_text
+from monitor.config.schema import load_config_text
 from monitor.core.engine import _KEYED_LIMIT, _RECALL_LIMIT, Engine, build_rules
 from monitor.core.model import Entry
 from monitor.export import export_entry, write_journal

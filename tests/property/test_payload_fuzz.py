@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from handlers.base import Job
 from handlers.replay_webhook import MAX_PAYLOAD_CHARS, MAX_PAYLOAD_DEPTH, build_body, parse_payload
-from monitor.config import load_config
+from monitor.config.schema import load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Entry
 from tests.helpers import PREFIX, T0

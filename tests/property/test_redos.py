@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.cli import main
-from monitor.config import load_config
+from monitor.config.schema import load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Entry
 from rules.base import Pattern

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config import load_config
+from monitor.config.schema import load_config
 from tests.integration.daemon_fixtures import (
     SHIPPED_CONFIG,
     MonitorDaemon,

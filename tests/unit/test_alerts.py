@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from monitor.alerter import Alerter
 from monitor.alerts import RESOLVED_RESEND_US, AlertBook
-from monitor.config import load_config
+from monitor.config.schema import load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Event, EventKind, Severity
 from monitor.metrics import Metrics

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from monitor.config import ConfigError, default_config_text, load_config, load_config_text
+from monitor.config.schema import ConfigError, default_config_text, load_config, load_config_text
 from rules.pair import PairSpec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from monitor.config import HealthCheckSpec
+from monitor.config.schema import HealthCheckSpec
 from monitor.health import DOWN, UNKNOWN, UP, HealthChecker, check_systemd_unit
 from monitor.metrics import Metrics
 

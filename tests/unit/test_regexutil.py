@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.config import default_config_text, load_config_text
-from monitor.regexutil import catastrophic_parts, check_pattern, required_literal
+from monitor.config.regexutil import catastrophic_parts, check_pattern, required_literal
+from monitor.config.schema import default_config_text, load_config_text
 
 
 def _shipped_patterns() -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor import cli
-from monitor.config import load_config
+from monitor.config.schema import load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.testfile import RuleTestFile, load_test_file
 from monitor.testrules import followed, positive_samples, run_test

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import requests
 
 from handlers.base import HandlerSpec, Job, RunContext
-from monitor.config import Config, load_config_text
+from monitor.config.schema import Config, load_config_text
 from monitor.core.model import Event, EventKind, Severity
 from tests.helpers import T0
 

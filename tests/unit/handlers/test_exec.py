@@ -14,7 +14,7 @@ import requests
 
 from handlers.base import Outcome, Result
 from handlers.exec import ExecSpec
-from monitor.config import ConfigError
+from monitor.config.schema import ConfigError
 from monitor.core.model import Event, EventKind, Severity
 from tests.helpers import T0
 from tests.unit.handlers import context, job, load_handlers, unknown_value

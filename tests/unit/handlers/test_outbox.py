@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from handlers.base import Job, Outcome, Result
-from monitor.config import Config, load_config
+from monitor.config.schema import Config, load_config
 from monitor.core.model import Event, EventKind, Severity
 from monitor.outbox import Outbox, Worker
 from monitor.state import StateStore

@@ -12,7 +12,7 @@ import requests
 
 from handlers.base import Outcome, Result
 from handlers.provider_status import ProviderStatusSpec
-from monitor.config import Config
+from monitor.config.schema import Config
 from tests.unit.handlers import (
     FAL_KEY,
     PORTRAIT,

@@ -18,7 +18,7 @@ from handlers.replay_webhook import (
     build_body,
     parse_payload,
 )
-from monitor.config import ConfigError
+from monitor.config.schema import ConfigError
 from tests.unit.handlers import (
     WebhookApi,
     context,

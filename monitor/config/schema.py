@@ -13,9 +13,9 @@ import yaml
 import handlers
 import rules
 from handlers.base import HandlerSpec
+from monitor.config.yamlview import ConfigError, Problem, Problems, View, load_root
 from monitor.core.model import Severity
 from monitor.core.statuses import DEFAULT_ALIASES, DEFAULT_CANONICAL, Statuses, fold
-from monitor.yamlview import ConfigError, Problem, Problems, View, load_root
 from rules.base import PRIORITIES, ParseContext, RuleBase, RuleSpec
 
 __all__ = ["Config", "ConfigError", "default_config_text", "load_config", "load_config_text"]

@@ -1,6 +1,6 @@
 """Regex compilation for rules: a literal prefilter derived from the pattern, and a check for
 repeats that can backtrack catastrophically on hostile input (nested unbounded quantifiers here,
-repeated alternatives that can match the same text in `monitor.regexoverlap`)."""
+repeated alternatives that can match the same text in `monitor.config.regexoverlap`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re._constants as sre_c  # type: ignore[import-not-found]  # no stubs for 
 import re._parser as sre_parse  # type: ignore[import-not-found]
 from typing import Any
 
-from monitor.regexoverlap import (
+from monitor.config.regexoverlap import (
     OVERLAP,
     OVERLAP_FIX,
     REPEATS,

@@ -1,0 +1,1 @@
+"""Configuration: the line-aware YAML layer, the config schema, and regex checks."""
