@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from monitor import __version__
 from monitor.config.schema import Config, ConfigError, load_config
 from monitor.core.timeparse import parse_time_us
-from monitor.journal import JournalError
+from monitor.journal.reader import JournalError
 from monitor.replay import ReplayOptions, print_summary, run_replay
 
 EXIT_CONFIG = 2

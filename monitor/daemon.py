@@ -25,7 +25,7 @@ from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Event, EventKind, Gate, Severity, format_time, us_to_datetime
 from monitor.health import HealthChecker
 from monitor.httpserver import Backend, HttpServer
-from monitor.journal import JournalError, JournalSource, notify
+from monitor.journal.reader import JournalError, JournalSource, notify
 from monitor.metrics import Metrics, build_families
 from monitor.outbox import Outbox, Worker
 from monitor.replay import ReplayOptions, fields_for, open_source

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from monitor import backlog
 from monitor.config.schema import Config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Entry, Event, Gate, format_time
-from monitor.journal import Fields, JournalSource
+from monitor.journal import backlog
+from monitor.journal.reader import Fields, JournalSource
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,8 +133,9 @@ def _read_in_parallel(
     write: Callable[[Event], None],
     bar: _Progress | None,
 ) -> Counts:
-    """The same as `_read_one_by_one`, the files read by worker processes (monitor/backlog.py):
-    the engine gets every line that can reach a rule, and the count of the others."""
+    """The same as `_read_one_by_one`, the files read by worker processes
+    (monitor/journal/backlog.py): the engine gets every line that can reach a rule, and the
+    count of the others."""
     j = config.journal
     fields = fields_for(engine)
     gate = engine.gate() or Gate((b"",), -1, 0)  # b"" is in every line: nothing is left out

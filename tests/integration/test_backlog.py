@@ -1,6 +1,6 @@
 """`replay --journal-dir` over a journal rotated into several files reads them in worker
-processes (monitor/backlog.py) and must print exactly what one reader of the same files prints:
-events, their order, their cursors, and every rule's counters."""
+processes (monitor/journal/backlog.py) and must print exactly what one reader of the same
+files prints: events, their order, their cursors, and every rule's counters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.export import export_entry
-from monitor.journal import file_spans
+from monitor.journal.reader import file_spans
 from tests.helpers import T0, S
 from tests.integration.test_replay_cli import (
     B,

@@ -12,7 +12,7 @@ from systemd import journal
 
 from monitor.core.model import Entry
 from monitor.export import export_entry, write_journal
-from monitor.journal import Fields, JournalSource
+from monitor.journal.reader import Fields, JournalSource
 from tests.helpers import T0, S
 
 pytestmark = pytest.mark.integration

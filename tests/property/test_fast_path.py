@@ -43,8 +43,8 @@ def gated(cfg: Config, entries: list[Entry]) -> tuple[list[Event], Engine]:
 
 
 def skipping(cfg: Config, entries: list[Entry]) -> tuple[list[Event], Engine]:
-    """What the parallel replay does (monitor/journal.py JournalSource.scan), written from the
-    Gate's contract: the engine sees only the lines the gate keeps."""
+    """What the parallel replay does (monitor/journal/reader.py JournalSource.scan), written
+    from the Gate's contract: the engine sees only the lines the gate keeps."""
     e = engine(cfg, fast_path=True)
     gate = e.gate()
     assert gate is not None, "the shipped rules all have literals, a priority, or are heartbeats"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.core.model import Gate
-from monitor.journal import Fields, JournalSource, file_spans
+from monitor.journal.reader import Fields, JournalSource, file_spans
 
 MIN_FILES = 2  # one file is read faster by the plain reader (no processes to start)
 

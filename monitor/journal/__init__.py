@@ -1,0 +1,1 @@
+"""Reading the journal: the systemd reader and the parallel backlog reader."""
