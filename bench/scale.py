@@ -234,7 +234,7 @@ def daemon_catchup(directory: Path, config: Path, expected: int, work: Path) -> 
 
 
 def alert_book_cost(sizes: tuple[int, ...] = (10, 100, 1000, 10_000)) -> list[dict[str, Any]]:
-    """What the daemon does with its alert book on every committed batch (monitor/daemon.py
+    """What the daemon does with its alert book on every committed batch (monitor/daemon/loop.py
     step(): book.expire, the JSON snapshot written into the state's meta table, book.firing and
     book.sendable for the alerter), timed with N active unknown-status keys (request_ids). An
     unknown status pages for one_off_ttl (1h), so N is the distinct request_ids with an unknown
@@ -242,9 +242,9 @@ def alert_book_cost(sizes: tuple[int, ...] = (10, 100, 1000, 10_000)) -> list[di
     import sqlite3
     import tracemalloc
 
-    from monitor.alerts import AlertBook
     from monitor.config.schema import load_config
     from monitor.core.model import Event, EventKind, Severity
+    from monitor.daemon.alerts import AlertBook
 
     config = load_config(REPO / "config.yaml")
     out = []
@@ -286,7 +286,7 @@ def alert_book_cost(sizes: tuple[int, ...] = (10, 100, 1000, 10_000)) -> list[di
 
 
 def _book_batches(book: Any, db: Any, now: int, *, new_keys: bool) -> tuple[list[float], int]:
-    """20 committed batches as the daemon does them (monitor/daemon.py step()): expire, the
+    """20 committed batches as the daemon does them (monitor/daemon/loop.py step()): expire, the
     book's JSON into the state only when it changed since the last commit, firing and sendable;
     with `new_keys`, every batch first brings one more unknown status (a new key)."""
     from monitor.core.model import Event, EventKind, Severity

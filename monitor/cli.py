@@ -90,8 +90,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.daemon import Daemon, RunOptions  # the daemon's imports are for `run` only
-    from monitor.state import StateError
+    from monitor.daemon.loop import Daemon, RunOptions  # the daemon's imports are for `run` only
+    from monitor.daemon.state import StateError
 
     config_path = _config_path(args.config)
     config = _load(args.config)

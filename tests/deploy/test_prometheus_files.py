@@ -19,7 +19,7 @@ from prometheus_client import generate_latest
 
 from monitor.config.schema import Config, load_config
 from monitor.core.engine import Engine, build_rules
-from monitor.metrics import Metrics, build_families
+from monitor.daemon.metrics import Metrics, build_families
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from monitor.config.schema import Config, load_config_text
 from monitor.core.engine import Engine, RecentMatches, build_rules
 from monitor.core.model import Entry, Event
-from monitor.state import Position, StateStore
+from monitor.daemon.state import Position, StateStore
 from rules.pair import PairRule
 from tests.helpers import PREFIX, T0, S
 from tests.property import examples

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.alerter import Alerter
-from monitor.alerts import RESOLVED_RESEND_US, AlertBook
 from monitor.config.schema import load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Event, EventKind, Severity
-from monitor.metrics import Metrics
-from monitor.state import Position, StateStore
+from monitor.daemon.alerter import Alerter
+from monitor.daemon.alerts import RESOLVED_RESEND_US, AlertBook
+from monitor.daemon.metrics import Metrics
+from monitor.daemon.state import Position, StateStore
 from tests.helpers import T0, S
 
 H = 3600 * S

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from monitor.config.schema import HealthCheckSpec
-from monitor.health import DOWN, UNKNOWN, UP, HealthChecker, check_systemd_unit
-from monitor.metrics import Metrics
+from monitor.daemon.health import DOWN, UNKNOWN, UP, HealthChecker, check_systemd_unit
+from monitor.daemon.metrics import Metrics
 
 
 class _Api(BaseHTTPRequestHandler):

@@ -12,7 +12,7 @@ import pytest
 from monitor.config.schema import load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Entry, Event
-from monitor.state import (
+from monitor.daemon.state import (
     EVENTS_KEPT,
     Position,
     StateError,

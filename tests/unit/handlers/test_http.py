@@ -10,7 +10,7 @@ import requests
 
 from handlers.base import Outcome, Result
 from handlers.http import HttpSpec
-from monitor.outbox import _wants
+from monitor.daemon.outbox import _wants
 from tests.unit.handlers import (
     StandIn,
     context,

@@ -13,8 +13,8 @@ import pytest
 from handlers.base import Job, Outcome, Result
 from monitor.config.schema import Config, load_config
 from monitor.core.model import Event, EventKind, Severity
-from monitor.outbox import Outbox, Worker
-from monitor.state import StateStore
+from monitor.daemon.outbox import Outbox, Worker
+from monitor.daemon.state import StateStore
 from tests.helpers import T0, S
 from tests.unit.handlers import WEBHOOK_PATH, WebhookApi, stalled, unknown_value
 

@@ -18,18 +18,16 @@ from typing import Any
 
 from handlers.base import Job, Outcome
 from monitor import __version__
-from monitor.alerter import Alerter
-from monitor.alerts import AlertBook
 from monitor.config.schema import Config, ConfigError, load_config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Event, EventKind, Gate, Severity, format_time, us_to_datetime
-from monitor.health import HealthChecker
-from monitor.httpserver import Backend, HttpServer
-from monitor.journal.reader import JournalError, JournalSource, notify
-from monitor.metrics import Metrics, build_families
-from monitor.outbox import Outbox, Worker
-from monitor.replay import ReplayOptions, fields_for, open_source
-from monitor.state import (
+from monitor.daemon.alerter import Alerter
+from monitor.daemon.alerts import AlertBook
+from monitor.daemon.health import HealthChecker
+from monitor.daemon.httpserver import Backend, HttpServer
+from monitor.daemon.metrics import Metrics, build_families
+from monitor.daemon.outbox import Outbox, Worker
+from monitor.daemon.state import (
     RETRY_MAX_S,
     RETRY_MIN_S,
     Position,
@@ -39,6 +37,8 @@ from monitor.state import (
     WriteRetry,
     recovery,
 )
+from monitor.journal.reader import JournalError, JournalSource, notify
+from monitor.replay import ReplayOptions, fields_for, open_source
 
 log = logging.getLogger(__name__)
 

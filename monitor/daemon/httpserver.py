@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from monitor.metrics import Metrics
-from monitor.statuspage import render_status_page
+from monitor.daemon.metrics import Metrics
+from monitor.daemon.statuspage import render_status_page
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import requests
 
 from monitor.config.schema import HealthCheckSpec
 from monitor.core.model import Event, EventKind, Severity, format_time, us_to_datetime
-from monitor.metrics import Metrics
+from monitor.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import requests
 
-from monitor.alerts import SHOWN_KEYS, Sendable
 from monitor.config.schema import AlertingConfig
 from monitor.core.model import format_time, us_to_datetime
-from monitor.metrics import Metrics
+from monitor.daemon.alerts import SHOWN_KEYS, Sendable
+from monitor.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 An Alertmanager alert is identified by its labels, and a request_id is never a label: so one
 alert per (alertname, rule) is active while any of its keys is, and the keys (request_ids) go
 into the annotations. The book is pure state, changed by the main loop in the same transaction
-as the events that changed it, and survives restarts in the state store; monitor/alerter.py
+as the events that changed it, and survives restarts in the state store; monitor/daemon/alerter.py
 sends what it publishes. Every change goes through the book's methods, which count them
 (`version`): an unchanged book is not written again, and what it publishes is built once per
 change."""

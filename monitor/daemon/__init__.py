@@ -1,0 +1,1 @@
+"""The daemon's commit and effects: state, outbox, alerts, health, metrics, HTTP."""
