@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -422,3 +424,36 @@ def test_a_resolved_alert_ends_in_the_past_a_firing_one_in_the_future(
     assert _us(firing["endsAt"]) > firing_at, "a firing alert must not end before its resend"
     assert _us(ended["endsAt"]) <= ended_at, "a resolved alert must not end in the future"
     assert _us(ended["endsAt"]) == resolved
+
+
+def test_an_unchanged_firing_alert_is_resent_every_resend_interval(
+    steady_am: tuple[str, type[_AM]],
+) -> None:
+    """Alertmanager forgets an alert not re-sent within its resolve_timeout: an unchanged one is
+    sent again every resend_interval, and not more often."""
+    url, handler = steady_am
+    interval_s = 1.0
+    cfg = replace(
+        load_config(None, env={"ALERTMANAGER_URL": url}).alerting,
+        resend_interval_us=int(interval_s * S),
+    )
+    b = book()
+    now = time.time_ns() // 1000
+    b.apply([ev(EventKind.STALLED, "training_stalled", "t1", now)], now)
+    alerter = Alerter(cfg, Metrics(), "http://127.0.0.1:9817/")
+    alerter.start()
+    try:
+        alerter.publish(b.sendable())  # once: nothing changes after this
+        wait_for(lambda: len(handler.received) >= 3, 10 * interval_s)
+    finally:
+        alerter.stop()
+    n = len(handler.received)  # an arrival is noted before its body
+    posts = list(zip(handler.arrived[:n], handler.received[:n], strict=True))
+    for _, body in posts:
+        [alert] = body
+        assert alert["annotations"]["request_ids"] == "t1"
+        assert alert["labels"]["alertname"] == "AishaTrainingStalled"
+    gaps = [later[0][0] - earlier[0][0] for earlier, later in itertools.pairwise(posts)]
+    assert min(gaps) >= interval_s, f"re-sent sooner than resend_interval: {gaps}"
+    ends = [_us(body[0]["endsAt"]) for _, body in posts]
+    assert ends == sorted(set(ends)), "each resend moves endsAt on"
