@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from monitor.daemon.state import Position, StateStore
 from tests.helpers import T0, S
 
 H = 3600 * S
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 CONFIG = load_config(None, env={})
@@ -281,6 +285,8 @@ def test_snapshot_round_trip() -> None:
 
 class _AM(BaseHTTPRequestHandler):
     received: list[list[dict[str, Any]]]
+    # when each accepted POST arrived: (time.monotonic(), wall clock in microseconds)
+    arrived: list[tuple[float, int]]
     fail_first: int
 
     def do_POST(self) -> None:
@@ -290,6 +296,7 @@ class _AM(BaseHTTPRequestHandler):
             cls.fail_first -= 1
             self.send_response(503)
         else:
+            cls.arrived.append((time.monotonic(), time.time_ns() // 1000))
             cls.received.append(body)
             self.send_response(200)
         self.send_header("Content-Length", "0")
@@ -299,14 +306,25 @@ class _AM(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def am() -> Iterator[tuple[str, type[_AM]]]:
-    handler = type("AM", (_AM,), {"received": [], "fail_first": 1})
+def _serve_am(fail_first: int) -> Iterator[tuple[str, type[_AM]]]:
+    handler = type("AM", (_AM,), {"received": [], "arrived": [], "fail_first": fail_first})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", handler
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def am() -> Iterator[tuple[str, type[_AM]]]:
+    """An Alertmanager that refuses the first POST (503)."""
+    yield from _serve_am(fail_first=1)
+
+
+@pytest.fixture
+def steady_am() -> Iterator[tuple[str, type[_AM]]]:
+    """An Alertmanager that accepts every POST."""
+    yield from _serve_am(fail_first=0)
 
 
 def wait_for(predicate: Any, timeout: float) -> None:
@@ -370,3 +388,72 @@ def test_the_alert_says_what_the_provider_answered() -> None:
     (alert,) = b.sendable()
     assert alert.details[0].endswith("| training_stalled handler t1")
     assert alert.details[0].startswith("training_stalled stalled t1")
+
+
+def _us(rfc3339: str) -> int:
+    """Microseconds since the epoch of an RFC 3339 time as the alerter writes it."""
+    return (datetime.fromisoformat(rfc3339) - EPOCH) // timedelta(microseconds=1)
+
+
+def test_a_resolved_alert_ends_in_the_past_a_firing_one_in_the_future(
+    steady_am: tuple[str, type[_AM]],
+) -> None:
+    """Alertmanager keeps an alert whose endsAt lies ahead firing until then: a resolved one must
+    say it ended (at its resolution), a firing one that it has not."""
+    url, handler = steady_am
+    cfg = load_config(None, env={"ALERTMANAGER_URL": url}).alerting
+    b = book()
+    now = time.time_ns() // 1000
+    started, resolved = now - 60 * S, now - 5 * S  # the end line came a little late
+    b.apply([ev(EventKind.STALLED, "training_stalled", "t1", started)], now)
+    alerter = Alerter(cfg, Metrics(), "http://127.0.0.1:9817/")
+    alerter.start()
+    try:
+        alerter.publish(b.sendable())
+        wait_for(lambda: handler.received, 10)
+        b.apply([ev(EventKind.RESOLVED, "training_stalled", "t1", resolved)], now)
+        alerter.publish(b.sendable())
+        wait_for(lambda: len(handler.received) >= 2, 10)
+    finally:
+        alerter.stop()
+    (firing,), (ended,) = handler.received[:2]
+    (_, firing_at), (_, ended_at) = handler.arrived[:2]
+    assert firing["annotations"]["request_ids"] == "t1"
+    assert "request_ids" not in ended["annotations"]  # no key left: the resolved one
+    assert _us(firing["startsAt"]) == _us(ended["startsAt"]) == started
+    assert _us(firing["endsAt"]) > firing_at, "a firing alert must not end before its resend"
+    assert _us(ended["endsAt"]) <= ended_at, "a resolved alert must not end in the future"
+    assert _us(ended["endsAt"]) == resolved
+
+
+def test_an_unchanged_firing_alert_is_resent_every_resend_interval(
+    steady_am: tuple[str, type[_AM]],
+) -> None:
+    """Alertmanager forgets an alert not re-sent within its resolve_timeout: an unchanged one is
+    sent again every resend_interval, and not more often."""
+    url, handler = steady_am
+    interval_s = 1.0
+    cfg = replace(
+        load_config(None, env={"ALERTMANAGER_URL": url}).alerting,
+        resend_interval_us=int(interval_s * S),
+    )
+    b = book()
+    now = time.time_ns() // 1000
+    b.apply([ev(EventKind.STALLED, "training_stalled", "t1", now)], now)
+    alerter = Alerter(cfg, Metrics(), "http://127.0.0.1:9817/")
+    alerter.start()
+    try:
+        alerter.publish(b.sendable())  # once: nothing changes after this
+        wait_for(lambda: len(handler.received) >= 3, 10 * interval_s)
+    finally:
+        alerter.stop()
+    n = len(handler.received)  # an arrival is noted before its body
+    posts = list(zip(handler.arrived[:n], handler.received[:n], strict=True))
+    for _, body in posts:
+        [alert] = body
+        assert alert["annotations"]["request_ids"] == "t1"
+        assert alert["labels"]["alertname"] == "AishaTrainingStalled"
+    gaps = [later[0][0] - earlier[0][0] for earlier, later in itertools.pairwise(posts)]
+    assert min(gaps) >= interval_s, f"re-sent sooner than resend_interval: {gaps}"
+    ends = [_us(body[0]["endsAt"]) for _, body in posts]
+    assert ends == sorted(set(ends)), "each resend moves endsAt on"

@@ -124,6 +124,28 @@ def test_the_same_event_twice_is_one_job(box: Box) -> None:
     assert box.due(T0 + 20 * S) == []
 
 
+def test_another_normalized_status_for_the_request_is_another_job_the_same_one_is_not(
+    box: Box,
+) -> None:
+    """The value acted on is part of the idempotency key: a training reported unknown first as
+    `Running` (in_progress), then as `OK` (completed) needs both replays, or it never ends."""
+    running = unknown_value("req-1", normalized="in_progress", raw="Running")
+    assert box.enqueue([running, running], T0) == []
+    assert box.count() == 1
+    [first] = box.due(T0)
+    assert first[0].event["labels"]["normalized"] == "in_progress"
+    box.apply(first, replayed(), T0 + S)
+    ok = unknown_value("req-1", normalized="completed", raw="OK", t_us=T0 + 10 * S)
+    assert outcomes(box.verify([], [ok], T0 + 10 * S)) == [("req-1", "verify_failed")]
+    assert box.enqueue([ok], T0 + 10 * S) == []
+    assert box.enqueue([ok], T0 + 20 * S) == []  # the same status reported once more
+    assert box.count() == 2, "the completed replay must not be swallowed by the first's key"
+    [(job, rule)] = box.due(T0 + 20 * S)
+    assert (job.key, rule, job.attempt) == ("req-1", "unknown_status", 1)
+    assert job.event["labels"]["normalized"] == "completed"
+    assert box.due(T0 + 3600 * S) == []
+
+
 def test_the_logged_payload_travels_with_the_job(make_box: Callable[..., Box]) -> None:
     box = make_box({"req-1": "{'request_id': 'req-1', 'status': 'OK'}"})
     box.enqueue([unknown_value("req-1")], T0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monitor.model import Entry
 from tests.helpers import T0, S, engine, entry, feed, kinds
 
 RULES = """
@@ -62,3 +63,25 @@ def test_threshold_resolves_when_count_drops() -> None:
     ev = feed(eng, [], now_s=200)
     assert kinds(ev) == [("resolved", None)]
     assert ev[0].time_us == T0 + 61 * S  # with t=1 gone at 61 s, only 2 and 3 remain
+
+
+def error_at(offset_us: int) -> Entry:
+    return Entry(T0 + offset_us, "e", "aisha-api.service", 100, 3, "")
+
+
+def test_threshold_window_excludes_its_start_and_resolves_at_that_instant() -> None:
+    """At time t the window holds the matches of (t - window, t]: a match exactly one window
+    older than the newest has slid out, and a firing threshold resolves at the very instant its
+    oldest match is one window old."""
+    at_boundary = [error_at(0), error_at(30 * S), error_at(60 * S)]
+    assert feed(engine(RULES), at_boundary) == []  # 0 is out at 60: 2 in the window, not 3
+
+    eng = engine(RULES)
+    just_within = [error_at(0), error_at(30 * S), error_at(60 * S - 1)]
+    fired = feed(eng, just_within)
+    assert kinds(fired) == [("threshold", None)]
+    assert fired[0].time_us == T0 + 60 * S - 1
+    assert eng.tick(T0 + 60 * S - 1) == []
+    resolved = eng.tick(T0 + 60 * S)
+    assert kinds(resolved) == [("resolved", None)]
+    assert resolved[0].time_us == T0 + 60 * S

@@ -73,6 +73,20 @@ def test_duplicate_deliveries_do_not_reopen_or_double_close() -> None:
     assert (c["duplicate_start"], c["unmatched_end"], c["open"]) == (2, 1, 0)
 
 
+def test_a_duplicate_start_does_not_push_the_deadline_back() -> None:
+    """The deadline counts from the first start: the same start logged again half an hour
+    later (a re-delivered submission) must not give the training another hour."""
+    eng = engine(RULES)
+    assert feed(eng, [entry("START a", 0), entry("START a", 1800)]) == []
+    assert eng.tick(T0 + 3600 * S - 1) == []
+    ev = eng.tick(T0 + 3600 * S)
+    assert kinds(ev) == [("stalled", "a")]
+    assert ev[0].time_us == T0 + 3600 * S  # not T0 + 5400 s
+    assert eng.tick(T0 + 5400 * S) == []  # once
+    c = eng.rules[0].counters()
+    assert (c["opened"], c["duplicate_start"], c["stalled"]) == (1, 1, 1)
+
+
 def test_open_pairs_are_bounded_and_evictions_counted() -> None:
     eng = engine(RULES)
     ev = feed(eng, [entry(f"START k{i}", i) for i in range(5)], now_s=4000)
