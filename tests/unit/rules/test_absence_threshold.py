@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.model import Entry
+from monitor.core.model import Entry
 from tests.helpers import T0, S, engine, entry, feed, kinds
 
 RULES = """
