@@ -21,11 +21,11 @@ from pathlib import Path
 
 from bench.simulate import API, BOOT_US, EPOCH_US, Mix, S, Simulation
 from bench.truth import Truth, load_statuses
-from monitor.export import BOOT_ID, JOURNAL_REMOTE, MACHINE_ID, export_entry, export_field
+from monitor.tools.export import BOOT_ID, JOURNAL_REMOTE, MACHINE_ID, export_entry, export_field
 
 
 class Exporter:
-    """monitor.export.export_entry, byte for byte, with the fields that repeat cached per
+    """monitor.tools.export.export_entry, byte for byte, with the fields that repeat cached per
     (unit, pid, priority): export_entry itself takes half of the generator's time. The first
     entry of each kind is checked against export_entry."""
 
@@ -55,7 +55,9 @@ class Exporter:
             text, t, unit=unit, pid=pid, priority=priority, monotonic_us=t - BOOT_US
         )
         if data != reference:
-            raise RuntimeError(f"Exporter differs from monitor.export.export_entry:\n{data!r}")
+            raise RuntimeError(
+                f"Exporter differs from monitor.tools.export.export_entry:\n{data!r}"
+            )
         return data
 
 

@@ -62,7 +62,7 @@ import yaml
 from bench import lines as L  # noqa: N812 - the texts
 from bench.generate import Exporter
 from bench.simulate import BOOT_US, EPOCH_US
-from monitor.export import JOURNAL_REMOTE
+from monitor.tools.export import JOURNAL_REMOTE
 
 REPO = Path(__file__).resolve().parent.parent
 API = "aisha-api.service"
@@ -221,7 +221,7 @@ class Encoder:
     """Export-format bytes for pool items, fast: the fields that repeat and the message text are
     encoded once per item; per entry only the timestamps and aisha-api's logging prefix time
     (`2026-11-27 10:15:02,113`, fixed length) are formatted. Checked against Exporter (the
-    generator's, itself checked against monitor.export) for every item at start-up."""
+    generator's, itself checked against monitor.tools.export) for every item at start-up."""
 
     def __init__(self, pool: list[tuple[int, int, str, str, str]]) -> None:
         ex, clock = Exporter(), L.Clock()

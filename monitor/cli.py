@@ -13,7 +13,7 @@ from monitor import __version__
 from monitor.config.schema import Config, ConfigError, load_config
 from monitor.core.timeparse import parse_time_us
 from monitor.journal.reader import JournalError
-from monitor.replay import ReplayOptions, print_summary, run_replay
+from monitor.tools.replay import ReplayOptions, print_summary, run_replay
 
 EXIT_CONFIG = 2
 EXIT_STATE = 3  # the state file is unusable: restarting will not help (RestartPreventExitStatus)
@@ -125,13 +125,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_test_rules(args: argparse.Namespace) -> int:
-    from monitor import testrules
+    from monitor.tools import testrules
 
     return testrules.main(args.files, sys.stdout, sys.stderr)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from monitor import explain
+    from monitor.tools import explain
 
     config = _load(args.config)
     if config is None:
@@ -153,7 +153,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from monitor import statuscmd
+    from monitor.tools import statuscmd
 
     return statuscmd.main(
         statuscmd.StatusOptions(

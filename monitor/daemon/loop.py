@@ -38,7 +38,7 @@ from monitor.daemon.state import (
     recovery,
 )
 from monitor.journal.reader import JournalError, JournalSource, notify
-from monitor.replay import ReplayOptions, fields_for, open_source
+from monitor.tools.replay import ReplayOptions, fields_for, open_source
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from monitor.export import export_entry
+from monitor.tools.export import export_entry
 from tests.e2e.conftest import ApiEmulator
 from tests.faults.conftest import (
     entries,

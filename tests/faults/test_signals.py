@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from monitor.export import export_entry
+from monitor.tools.export import export_entry
 from tests.faults.conftest import (
     RELOAD_OK,
     UNKNOWN,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from monitor.export import JOURNAL_REMOTE, write_journal
+from monitor.tools.export import JOURNAL_REMOTE, write_journal
 
 ETC_CONFIG = Path("/etc/aisha-monitor/config.yaml")
 CLI_TIMEOUT_S = 120

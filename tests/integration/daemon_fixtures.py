@@ -24,7 +24,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from systemd import journal
 
-from monitor.export import JOURNAL_REMOTE, export_entry
+from monitor.tools.export import JOURNAL_REMOTE, export_entry
 
 T = TypeVar("T")
 

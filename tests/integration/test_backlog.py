@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.export import export_entry
 from monitor.journal.reader import file_spans
+from monitor.tools.export import export_entry
 from tests.helpers import T0, S
 from tests.integration.test_replay_cli import (
     B,

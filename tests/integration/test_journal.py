@@ -11,8 +11,8 @@ import pytest
 from systemd import journal
 
 from monitor.core.model import Entry
-from monitor.export import export_entry, write_journal
 from monitor.journal.reader import Fields, JournalSource
+from monitor.tools.export import export_entry, write_journal
 from tests.helpers import T0, S
 
 pytestmark = pytest.mark.integration

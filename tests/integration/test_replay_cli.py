@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.export import export_entry
+from monitor.tools.export import export_entry
 from tests.helpers import T0, S
 
 ROOT = Path(__file__).resolve().parents[2]

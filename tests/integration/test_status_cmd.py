@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from monitor import cli
-from monitor.export import export_entry, write_journal
+from monitor.tools.export import export_entry, write_journal
 from tests.integration.daemon_fixtures import (
     MonitorDaemon,
     closed_url,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from monitor.export import export_entry
+from monitor.tools.export import export_entry
 from tests.helpers import T0, S
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.config.schema import load_config_text
 from monitor.core.engine import _KEYED_LIMIT, _RECALL_LIMIT, Engine, build_rules
 from monitor.core.model import Entry
-from monitor.export import export_entry, write_journal
+from monitor.tools.export import export_entry, write_journal
 from rules.pair import PairRule
 from tests.helpers import PREFIX, T0
 from tests.integration.daemon_fixtures import (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.export import export_entry, write_journal
+from monitor.tools.export import export_entry, write_journal
 from tests.system.conftest import Daemon, poll, write_config
 
 pytestmark = pytest.mark.system

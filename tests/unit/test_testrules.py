@@ -11,8 +11,8 @@ import pytest
 from monitor import cli
 from monitor.config.schema import load_config
 from monitor.core.engine import Engine, build_rules
-from monitor.testfile import RuleTestFile, load_test_file
-from monitor.testrules import followed, positive_samples, run_test
+from monitor.tools.testfile import RuleTestFile, load_test_file
+from monitor.tools.testrules import followed, positive_samples, run_test
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_TESTS = sorted((ROOT / "tests" / "rules").glob("*.yaml"))

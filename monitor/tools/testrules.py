@@ -10,7 +10,7 @@ from typing import TextIO
 from monitor.config.schema import Config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Event, EventKind
-from monitor.testfile import (
+from monitor.tools.testfile import (
     Expected,
     InputEntry,
     RuleTest,

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from monitor.config.schema import Config
 from monitor.core.engine import Engine, build_rules
 from monitor.core.model import Entry, Event, datetime_to_us
-from monitor.explainreport import LineReport, PatternReport, RuleReport, priority_name
-from monitor.explainreport import write_json as write_json  # re-exported for the command line
-from monitor.explainreport import write_text as write_text
+from monitor.tools.explainreport import LineReport, PatternReport, RuleReport, priority_name
+from monitor.tools.explainreport import write_json as write_json  # re-exported for the command line
+from monitor.tools.explainreport import write_text as write_text
 from rules.absence import AbsenceSpec
 from rules.base import PRIORITIES, Pattern, Rule, RuleSpec, human_duration
 from rules.match import MatchSpec

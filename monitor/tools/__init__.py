@@ -1,0 +1,1 @@
+"""The offline tools: replay, explain, test-rules, status, journal export."""
