@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -31,9 +31,66 @@ class HandlerCommon:
     max_event_age_us: int = 3600 * 1_000_000  # older events run no handler (skipped_stale)
 
 
+@dataclass(frozen=True, slots=True)
+class References:
+    """Names a handler's config refers to, by the config key that holds each (config validation
+    checks them all, whatever the handler type)."""
+
+    rules: Mapping[str, str] = field(default_factory=dict)  # config key -> rule name
+    handlers: Mapping[str, str] = field(default_factory=dict)  # config key -> handler name
+
+
 class HandlerSpec(Protocol):
+    """A configured handler: what the outbox, the worker and config validation ask of it."""
+
     @property
     def common(self) -> HandlerCommon: ...
+
+    def wants(self, event: Mapping[str, Any]) -> str | None:
+        """The idempotency value for an event (JSON form) this handler acts on, else None."""
+        ...
+
+    def run(self, job: Job, ctx: RunContext) -> Result:
+        """One attempt; returns its outcome and never raises for a failure it can describe."""
+        ...
+
+    def references(self) -> References: ...
+
+    def payload_source(self) -> str | None:
+        """The rule whose latest groups for the event's key become the job's payload."""
+        ...
+
+    def verification_window_us(self) -> int | None:
+        """When its success shows in the journal (the training's end line): how long to wait
+        for it after a run, and after a run a crash interrupted. None: no verification."""
+        ...
+
+    def recheck_us(self) -> int:
+        """How long until a run whose outcome was `pending` is tried again."""
+        ...
+
+
+class HandlerDefaults:
+    """What a handler that does not say otherwise does: acts on every event but `resolved`,
+    refers to nothing, is not verified, rechecks after its backoff."""
+
+    __slots__ = ()
+    common: HandlerCommon
+
+    def wants(self, event: Mapping[str, Any]) -> str | None:
+        return None if event["kind"] == "resolved" else str(event["kind"])
+
+    def references(self) -> References:
+        return References()
+
+    def payload_source(self) -> str | None:
+        return None
+
+    def verification_window_us(self) -> int | None:
+        return None
+
+    def recheck_us(self) -> int:
+        return self.common.backoff_us
 
 
 def parse_common(view: View, name: str) -> HandlerCommon:

@@ -8,12 +8,20 @@ from dataclasses import dataclass
 
 import yaml
 
-from handlers.base import HandlerCommon, Job, Outcome, Result, RunContext, parse_common
+from handlers.base import (
+    HandlerCommon,
+    HandlerDefaults,
+    Job,
+    Outcome,
+    Result,
+    RunContext,
+    parse_common,
+)
 from monitor.config.yamlview import View
 
 
 @dataclass(frozen=True, slots=True)
-class ExecSpec:
+class ExecSpec(HandlerDefaults):
     """Keys: `argv` (a list; the first item an absolute path). The program gets AISHA_EVENT
     (the event as JSON), AISHA_RULE, AISHA_KIND, AISHA_KEY, AISHA_SEVERITY, AISHA_MESSAGE and
     AISHA_LABEL_<NAME> — log content only ever fills these variables, never the argv. Exit 0 is

@@ -8,6 +8,7 @@ import requests
 
 from handlers.base import (
     HandlerCommon,
+    HandlerDefaults,
     Job,
     Outcome,
     Result,
@@ -21,7 +22,7 @@ from monitor.config.yamlview import View
 
 
 @dataclass(frozen=True, slots=True)
-class HttpSpec:
+class HttpSpec(HandlerDefaults):
     """Keys: `url`, `token_file` / `token_env` (sent as a bearer token). Acts on every event
     of its rules but `resolved`."""
 

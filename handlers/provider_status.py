@@ -5,6 +5,7 @@ COMPLETED -> fetch the result and deliver it through the `replay_webhook` handle
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -13,8 +14,10 @@ import requests
 
 from handlers.base import (
     HandlerCommon,
+    HandlerDefaults,
     Job,
     Outcome,
+    References,
     Result,
     RunContext,
     parse_common,
@@ -22,11 +25,12 @@ from handlers.base import (
     parse_url,
     read_secret,
 )
+from handlers.replay_webhook import ReplayWebhookSpec
 from monitor.config.yamlview import View
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderStatusSpec:
+class ProviderStatusSpec(HandlerDefaults):
     """Keys: `base` (the queue API, default https://queue.fal.run), `models` (training type ->
     model id; without the type in the event, each model is tried), `api_key_file` /
     `api_key_env` (sent as `Authorization: Key …`), `recheck_interval` (default 5m),
@@ -40,8 +44,15 @@ class ProviderStatusSpec:
     recheck_interval_us: int = 300_000_000
     replay_handler: str | None = None
 
-    def wants(self, event: dict[str, Any]) -> str | None:
+    def wants(self, event: Mapping[str, Any]) -> str | None:
         return "stalled" if event["kind"] == "stalled" and event.get("key") else None
+
+    def references(self) -> References:
+        refs = {"replay_handler": self.replay_handler} if self.replay_handler else {}
+        return References(handlers=refs)
+
+    def recheck_us(self) -> int:
+        return self.recheck_interval_us
 
     def run(self, job: Job, ctx: RunContext) -> Result:
         if ctx.dry_run or self.common.dry_run:
@@ -104,21 +115,20 @@ class ProviderStatusSpec:
 
     def _deliver(self, ctx: RunContext, url: str, headers: dict[str, str], job: Job) -> Result:
         replay = ctx.handlers.get(self.replay_handler or "")
-        post = getattr(replay, "post", None)
-        if post is None:
+        if not isinstance(replay, ReplayWebhookSpec):  # config validation names the problem
             return Result(
                 Outcome.GAVE_UP, "the provider says COMPLETED, and no replay_handler is configured"
             )
         status, result = self._get(ctx, url, headers)
         if isinstance(status, int):
             return Result(Outcome.FAILED, f"fetching the result: HTTP {status}", retry=True)
-        case = getattr(replay, "status_case", "lower")
+        case = replay.status_case
         body = {
             "request_id": job.key,
             "status": "COMPLETED" if case == "upper" else "completed",
             "result": result,
         }
-        delivered: Result = post(body, ctx)
+        delivered = replay.post(body, ctx)
         if delivered.outcome in (Outcome.REPLAYED, Outcome.DRY_RUN):
             return Result(
                 Outcome.DONE if delivered.outcome == Outcome.REPLAYED else Outcome.DRY_RUN,

@@ -6,12 +6,23 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from handlers.base import HandlerCommon, Job, Outcome, Result, RunContext, parse_common, parse_url
+from handlers.base import (
+    HandlerCommon,
+    HandlerDefaults,
+    Job,
+    Outcome,
+    References,
+    Result,
+    RunContext,
+    parse_common,
+    parse_url,
+)
 from monitor.config.yamlview import View
 
 MAX_PAYLOAD_CHARS = 64 * 1024
@@ -19,7 +30,7 @@ MAX_PAYLOAD_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
-class ReplayWebhookSpec:
+class ReplayWebhookSpec(HandlerDefaults):
     """Keys: `url` (aisha-api's webhook endpoint), `status_case` (lower|upper, default lower),
     `verify_within` (default 2m), `payload_rule` (a `match` rule with `key: request_id` and a
     `payload` group: the logged webhook body to rebuild the replay from)."""
@@ -30,13 +41,22 @@ class ReplayWebhookSpec:
     verify_within_us: int
     payload_rule: str | None
 
-    def wants(self, event: dict[str, Any]) -> str | None:
-        """The idempotency value for an event this handler acts on, else None: only unknown
-        statuses that normalize to a known one, with a request_id, are replayed."""
+    def wants(self, event: Mapping[str, Any]) -> str | None:
+        """Only unknown statuses that normalize to a known one, with a request_id, are
+        replayed; the normalized status is the idempotency value."""
         if event["kind"] != "unknown_value" or not event.get("key"):
             return None
         normalized = event["labels"].get("normalized", "")
         return normalized or None
+
+    def references(self) -> References:
+        return References(rules={"payload_rule": self.payload_rule} if self.payload_rule else {})
+
+    def payload_source(self) -> str | None:
+        return self.payload_rule
+
+    def verification_window_us(self) -> int | None:
+        return self.verify_within_us
 
     def run(self, job: Job, ctx: RunContext) -> Result:
         return self.post(build_body(job, self.status_case), ctx)

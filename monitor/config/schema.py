@@ -367,12 +367,13 @@ def _cross_check(root: View, config: Config, alert_names: set[str]) -> None:
             if sub is not None:
                 sub.error("alert", f"no alerting.alerts entry named {alert!r}")
     for name, spec in config.handlers.items():
-        for attr, known, what in (
-            ("payload_rule", rule_names, "rule"),
-            ("replay_handler", set(config.handlers), "handler"),
+        refs = spec.references()
+        for refs_of, known, what in (
+            (refs.rules, rule_names, "rule"),
+            (refs.handlers, set(config.handlers), "handler"),
         ):
-            ref = getattr(spec, attr, None)
-            if ref is not None and ref not in known and hview is not None:
-                sub = hview.map(name)
-                if sub is not None:
-                    sub.error(attr, f"no {what} named {ref!r}")
+            for key, ref in refs_of.items():
+                if ref not in known and hview is not None:
+                    sub = hview.map(name)
+                    if sub is not None:
+                        sub.error(key, f"no {what} named {ref!r}")

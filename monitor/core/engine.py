@@ -74,9 +74,7 @@ def build_rules(config: Config) -> list[Rule]:
     remembered = frozenset(
         c.rule for spec in config.rules if (c := getattr(spec, "context", None)) is not None
     )
-    keyed = frozenset(
-        r for h in config.handlers.values() if (r := getattr(h, "payload_rule", None)) is not None
-    )
+    keyed = frozenset(r for h in config.handlers.values() if (r := h.payload_source()) is not None)
     ctx = BuildContext(statuses=config.statuses, remembered=remembered, keyed=keyed)
     return [spec.build(ctx) for spec in config.rules]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from handlers.base import Job, Outcome
+from handlers.base import HandlerSpec, Job, Outcome
 from monitor import __version__
 from monitor.config.schema import Config, ConfigError, load_config
 from monitor.core.engine import Engine, build_rules
@@ -461,8 +461,8 @@ class Daemon:
         out += self.outbox.enqueue(events, now_us, self._payload_of)
         return out
 
-    def _payload_of(self, spec: object, key: str) -> str | None:
-        rule = getattr(spec, "payload_rule", None)
+    def _payload_of(self, spec: HandlerSpec, key: str) -> str | None:
+        rule = spec.payload_source()
         groups = self.engine.keyed_groups(rule, key) if rule else None
         return groups.get("payload") if groups else None
 

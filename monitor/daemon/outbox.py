@@ -16,13 +16,13 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from handlers.base import HandlerSpec, Job, Outcome, Result, RunContext
-from handlers.replay_webhook import ReplayWebhookSpec
 from monitor.config.schema import Config
 from monitor.core.model import Event, EventKind, Severity
 
@@ -90,7 +90,7 @@ class Outbox:
             (PENDING, VERIFYING),
         )
         for job_id, handler, key, source_rule, state, deadline in rows.fetchall():
-            if isinstance(self.config.handlers.get(handler), ReplayWebhookSpec):
+            if self._verified(handler):
                 self.watching[key] = _Watch(
                     job_id, handler, source_rule, deadline if state == VERIFYING else None
                 )
@@ -98,7 +98,12 @@ class Outbox:
 
     # --- what the main loop calls inside a batch -----------------------------------------------
 
-    def enqueue(self, events: list[Event], now_us: int, payload_of: Any) -> list[Event]:
+    def enqueue(
+        self,
+        events: list[Event],
+        now_us: int,
+        payload_of: Callable[[HandlerSpec, str], str | None],
+    ) -> list[Event]:
         """Jobs for the events whose rule names a handler; returns `skipped_stale` events."""
         out = []
         rule_handler = {r.base.name: r.base.handler for r in self.config.rules if r.base.handler}
@@ -108,7 +113,7 @@ class Outbox:
             if spec is None or name is None:
                 continue
             data = e.to_json()
-            value = _wants(spec, data)
+            value = spec.wants(data)
             if value is None:
                 continue
             key = e.key or "-"
@@ -156,9 +161,7 @@ class Outbox:
             "SELECT id, handler, key, source_rule FROM jobs WHERE state = ?", (PENDING,)
         )
         for job_id, handler, key, source_rule in rows.fetchall():
-            if key not in self.watching and isinstance(
-                self.config.handlers.get(handler), ReplayWebhookSpec
-            ):
+            if key not in self.watching and self._verified(handler):
                 self.watching[key] = _Watch(job_id, handler, source_rule)
 
     def verify(
@@ -224,16 +227,17 @@ class Outbox:
             ]
         spec = self.config.handlers[job.handler]
         outcome, detail = result.outcome, result.detail
-        if outcome == Outcome.REPLAYED and isinstance(spec, ReplayWebhookSpec):
+        window_us = spec.verification_window_us()
+        if outcome == Outcome.REPLAYED and window_us is not None:
             w = self.watching.get(job.key)
             if w is not None and w.job_id == job.id:
-                w.deadline_us = now_us + spec.verify_within_us
+                w.deadline_us = now_us + window_us
                 self._update(
                     job.id, VERIFYING, outcome, detail, now_us, verify_deadline_us=w.deadline_us
                 )
             return [_event(now_us, source_rule, job.key, job.handler, outcome, detail)]
         if outcome == Outcome.PENDING:  # the provider is still working on it: ask again later
-            later = now_us + getattr(spec, "recheck_interval_us", spec.common.backoff_us)
+            later = now_us + spec.recheck_us()
             self._update(job.id, PENDING, outcome, detail, now_us, next_at_us=later)
             # a recheck is not a failed attempt: it does not use up max_attempts
             self._ops.append(
@@ -319,6 +323,11 @@ class Outbox:
 
     # --- helpers -------------------------------------------------------------------------------
 
+    def _verified(self, handler: str) -> bool:
+        """Whether the handler's success shows in the journal (its runs are watched)."""
+        spec = self.config.handlers.get(handler)
+        return spec is not None and spec.verification_window_us() is not None
+
     def _update(
         self,
         job_id: int,
@@ -360,13 +369,6 @@ class Outbox:
     ) -> Event:
         self._update(job_id, DONE, outcome, detail, when_us)
         return _event(when_us, source_rule, key, handler, outcome, detail)
-
-
-def _wants(spec: HandlerSpec, event: dict[str, Any]) -> str | None:
-    wants = getattr(spec, "wants", None)
-    if wants is not None:
-        return wants(event)  # type: ignore[no-any-return]
-    return None if event["kind"] == "resolved" else str(event["kind"])
 
 
 def _event(when_us: int, rule: str, key: str, handler: str, outcome: Outcome, detail: str) -> Event:
@@ -411,8 +413,11 @@ class Worker:
             job, source_rule = item
             spec = self.config.handlers.get(job.handler)
             try:
-                run = getattr(spec, "run", None)
-                result = run(job, self._ctx) if run else Result(Outcome.GAVE_UP, "no such handler")
+                result = (
+                    spec.run(job, self._ctx)
+                    if spec is not None
+                    else Result(Outcome.GAVE_UP, "no such handler")
+                )
             except Exception as e:
                 log.exception("handler %s failed on %s", job.handler, job.key)
                 result = Result(Outcome.FAILED, f"{type(e).__name__}: {e}", retry=True)

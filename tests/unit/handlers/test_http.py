@@ -10,7 +10,6 @@ import requests
 
 from handlers.base import Outcome, Result
 from handlers.http import HttpSpec
-from monitor.daemon.outbox import _wants
 from tests.unit.handlers import (
     StandIn,
     context,
@@ -141,5 +140,5 @@ def test_dry_run_sends_nothing(receiver: Receiver, session: requests.Session) ->
 
 def test_acts_on_every_event_but_resolved(receiver: Receiver) -> None:
     h = spec(receiver.url)
-    assert _wants(h, stalled().to_json()) == "stalled"
-    assert _wants(h, stalled().to_json() | {"kind": "resolved"}) is None
+    assert h.wants(stalled().to_json()) == "stalled"
+    assert h.wants(stalled().to_json() | {"kind": "resolved"}) is None
