@@ -11,9 +11,13 @@ from monitor.core.model import Entry, Event, EventKind, format_time, us_to_datet
 from rules.base import (
     BuildContext,
     Context,
+    ExplainContext,
+    Heartbeat,
     ParseContext,
     Pattern,
     RuleBase,
+    RuleDefaults,
+    SpecDefaults,
     event,
     human_duration,
     parse_pattern,
@@ -23,13 +27,20 @@ from rules.base import (
 
 
 @dataclass(frozen=True, slots=True)
-class AbsenceSpec:
+class AbsenceSpec(SpecDefaults):
     """Keys: `pattern` (optional: without one, any entry of the journal's units counts),
     `prefilter`, `window`."""
 
     base: RuleBase
     pattern: Pattern | None
     window_us: int
+
+    def patterns(self) -> tuple[tuple[str, Pattern], ...]:
+        return (("pattern", self.pattern),) if self.pattern is not None else ()
+
+    def explain(self, ctx: ExplainContext) -> list[str]:
+        what = "any entry counts" if self.pattern is None else "the line matches"
+        return [f"activity ({what}): restarts the {human_duration(self.window_us)} silence window"]
 
     def build(self, ctx: BuildContext) -> AbsenceRule:
         return AbsenceRule(self)
@@ -41,7 +52,7 @@ def parse(view: View, base: RuleBase, ctx: ParseContext) -> AbsenceSpec | None:
     return AbsenceSpec(base, pattern, window)
 
 
-class AbsenceRule:
+class AbsenceRule(RuleDefaults):
     """Emits `absence` once when `window` passes with no match (counted from the first entry
     the engine sees), and `resolved` at the next match."""
 
@@ -78,6 +89,9 @@ class AbsenceRule:
                 "matching lines are back",
             )
         ]
+
+    def heartbeat(self) -> Heartbeat:
+        return self
 
     @property
     def pulsing(self) -> bool:

@@ -4,9 +4,11 @@ the Rule protocol the engine drives."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
+
+from prometheus_client.core import Metric
 
 from monitor.config.regexutil import check_pattern, required_literal
 from monitor.config.yamlview import View
@@ -93,7 +95,37 @@ class Context(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class OpenItem:
+    """Something a rule holds open (a training waiting for its end line)."""
+
+    key: str
+    start_us: int
+    stalled: bool
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenItems:
+    total: int
+    stalled: int
+    first: tuple[OpenItem, ...]  # the oldest few, in opening order
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainContext:
+    """What `explain` tells a rule spec about a line that changed it."""
+
+    delta: Mapping[str, int]  # the rule's counters that the line changed
+    events: Sequence[Event]  # the events the line produced
+    groups: Sequence[Mapping[str, str]]  # the named groups of each pattern that matched
+    canonical: tuple[str, ...]  # the config's canonical statuses
+
+
 class Rule(Protocol):
+    """A rule as the engine drives it, and as the state store, the metrics and the status page
+    read it (through these members only, whatever its type)."""
+
     @property
     def base(self) -> RuleBase: ...
 
@@ -117,8 +149,49 @@ class Rule(Protocol):
         """Take back what `snapshot` gave, possibly from a rule of an older config."""
         ...
 
+    def collect(self) -> Iterable[Metric]:
+        """The rule's metric families; one named like a family the daemon declares for all
+        rules (unknown_status, trainings_open, …) adds its samples to it."""
+        ...
 
-@runtime_checkable
+    def open_items(self, limit: int) -> OpenItems | None:
+        """What it holds open, for the status page; None for a rule that holds nothing."""
+        ...
+
+    def heartbeat(self) -> Heartbeat | None:
+        """Itself, when lines no other rule wants only need `pulse` (the fast path)."""
+        ...
+
+    def keyed(self) -> KeyedRule | None:
+        """Itself, when its state is keyed rows the store writes one by one."""
+        ...
+
+
+class RuleDefaults:
+    """What a rule that does not say otherwise does: no deadlines, no metric of its own,
+    nothing open, no heartbeat, no keyed rows."""
+
+    timed = False
+
+    def tick(self, now_us: int) -> list[Event]:
+        return []
+
+    def next_deadline(self) -> int | None:
+        return None
+
+    def collect(self) -> Iterable[Metric]:
+        return ()
+
+    def open_items(self, limit: int) -> OpenItems | None:
+        return None
+
+    def heartbeat(self) -> Heartbeat | None:
+        return None
+
+    def keyed(self) -> KeyedRule | None:
+        return None
+
+
 class Heartbeat(Protocol):
     """A rule that looks at every line but, while `pulsing`, only notes the time of a line that
     no other rule wants: the engine then calls `pulse` instead of `observe` (the fast path)."""
@@ -133,7 +206,6 @@ class Heartbeat(Protocol):
         ...
 
 
-@runtime_checkable
 class KeyedRule(Protocol):
     """A rule whose state is many keyed rows (open pairs): the store writes only what changed."""
 
@@ -147,10 +219,33 @@ class KeyedRule(Protocol):
 
 
 class RuleSpec(Protocol):
+    """A configured rule: builds the rule, and says what `explain` and config validation need."""
+
     @property
     def base(self) -> RuleBase: ...
 
     def build(self, ctx: BuildContext) -> Rule: ...
+
+    def patterns(self) -> tuple[tuple[str, Pattern], ...]:
+        """(role, pattern) of each regex, as `explain` names them (`pattern`, `start[0]`, …)."""
+        ...
+
+    def context_rules(self) -> tuple[str, ...]:
+        """The rules whose matches this one joins (remembered per host and _PID)."""
+        ...
+
+    def explain(self, ctx: ExplainContext) -> list[str]:
+        """What a line that changed the rule did, one sentence each."""
+        ...
+
+
+class SpecDefaults:
+    """A rule spec that joins no other rule's matches."""
+
+    __slots__ = ()
+
+    def context_rules(self) -> tuple[str, ...]:
+        return ()
 
 
 def parse_pattern(

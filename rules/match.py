@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, Metric
+
 from monitor.config.yamlview import View
-from monitor.core.model import Entry, Event, EventKind
+from monitor.core.model import METRIC_PREFIX, Entry, Event, EventKind
 from rules.base import (
     BuildContext,
     Context,
+    ExplainContext,
     ParseContext,
     Pattern,
     RuleBase,
+    RuleDefaults,
+    SpecDefaults,
     event,
     labels_of,
     parse_pattern,
@@ -24,7 +29,7 @@ OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)
-class MatchSpec:
+class MatchSpec(SpecDefaults):
     """Keys: `pattern`, `prefilter`, `labels` (groups to count by), `allow` (group -> allowed
     values; others fold into "other"), `max_label_values` (default 20, then "other"), `emit`
     (emit a `match` event per line even without an alert or handler), `key` (the group that
@@ -37,6 +42,13 @@ class MatchSpec:
     max_label_values: int = 20
     emit: bool = False
     key: str | None = None
+
+    def patterns(self) -> tuple[tuple[str, Pattern], ...]:
+        return (("pattern", self.pattern),)
+
+    def explain(self, ctx: ExplainContext) -> list[str]:
+        out = ["counted" + (f" by {', '.join(self.labels)}" if self.labels else "")]
+        return out + [f"emits a match event, key {e.key!r}" for e in ctx.events]
 
     def build(self, ctx: BuildContext) -> MatchRule:
         return MatchRule(
@@ -70,10 +82,8 @@ def parse(view: View, base: RuleBase, ctx: ParseContext) -> MatchSpec | None:
     return MatchSpec(base, pattern, labels, allow, max_values, emit, key)
 
 
-class MatchRule:
+class MatchRule(RuleDefaults):
     """Emits `match` (only with an alert, a handler or `emit: true`)."""
-
-    timed = False
 
     def __init__(self, spec: MatchSpec, *, remember: bool = False, keyed: bool = False) -> None:
         self.spec = spec
@@ -123,11 +133,17 @@ class MatchRule:
         seen.add(value)
         return value
 
-    def tick(self, now_us: int) -> list[Event]:
-        return []
-
-    def next_deadline(self) -> int | None:
-        return None
+    def collect(self) -> Iterable[Metric]:
+        if not self.base.metric:
+            return
+        labels = list(self.spec.labels)
+        help_text = self.base.description or f"Lines matching rule {self.base.name}."
+        family = CounterMetricFamily(METRIC_PREFIX + self.base.metric, help_text, labels=labels)
+        for values, n in sorted(self.by_labels.items()):
+            family.add_metric(list(values), n)
+        if not labels:
+            family.add_metric([], self.matches)
+        yield family
 
     def counters(self) -> dict[str, int]:
         return {"matches": self.matches}

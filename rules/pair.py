@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+
 from monitor.config.yamlview import View
-from monitor.core.model import Entry, Event, EventKind, format_time, us_to_datetime
+from monitor.core.model import METRIC_PREFIX, Entry, Event, EventKind, format_time, us_to_datetime
 from rules.base import (
     BuildContext,
     Context,
+    ExplainContext,
+    KeyedRule,
+    OpenItem,
+    OpenItems,
     ParseContext,
     Pattern,
     RuleBase,
+    RuleDefaults,
+    SpecDefaults,
     event,
     human_duration,
     labels_of,
@@ -25,7 +34,7 @@ from rules.base import (
 
 
 @dataclass(frozen=True, slots=True)
-class PairSpec:
+class PairSpec(SpecDefaults):
     """Keys: `start` and `end` (a regex or a list; each with the `key` group), `key` (default
     `request_id`), `deadline`, `max_open` (default 100000; the oldest is evicted and counted),
     `forget_after` (default 24h: how long a stalled pair waits for a late end, and how long a
@@ -38,6 +47,23 @@ class PairSpec:
     key: str = "request_id"
     max_open: int = 100_000
     forget_after_us: int = 24 * 3600 * 1_000_000
+
+    def patterns(self) -> tuple[tuple[str, Pattern], ...]:
+        return tuple((f"end[{i}]", p) for i, p in enumerate(self.end)) + tuple(
+            (f"start[{i}]", p) for i, p in enumerate(self.start)
+        )
+
+    def explain(self, ctx: ExplainContext) -> list[str]:
+        keys = [g.get(self.key, "") for g in ctx.groups]
+        k = f"{self.key} {keys[0] if keys else ''!r}"
+        if ctx.delta.get("opened"):
+            deadline = human_duration(self.deadline_us)
+            return [f"START of a pair: opens {k} (stalled if no end within {deadline})"]
+        if ctx.delta.get("duplicate_start"):
+            return [f"START of a pair for {k}, already open or recently closed: ignored"]
+        if ctx.delta.get("unmatched_end"):
+            return [f"END of a pair for {k}, but no pair is open for it: ignored (no start seen)"]
+        return [f"END of a pair: closes {k} ({e.kind})" for e in ctx.events]
 
     def build(self, ctx: BuildContext) -> PairRule:
         return PairRule(self)
@@ -82,7 +108,7 @@ def _seconds(us: int) -> str:
     return f"{us / 1_000_000:.3f}"
 
 
-class PairRule:
+class PairRule(RuleDefaults):
     """Emits `stalled` (once per pair, at its deadline), `resolved` (a stalled pair's late end)
     and `pair_closed` (an end in time, with `duration_seconds`)."""
 
@@ -232,6 +258,35 @@ class PairRule:
 
     def counters(self) -> dict[str, int]:
         return {**self._counts, "open": len(self.open), "stalled_open": self.stalled_open}
+
+    def open_items(self, limit: int) -> OpenItems:
+        first = tuple(
+            OpenItem(key, p.start_us, p.stalled, p.labels)
+            for key, p in itertools.islice(self.open.items(), limit)
+        )
+        return OpenItems(len(self.open), self.stalled_open, first)
+
+    def collect(self) -> Iterable[Metric]:
+        name = self.base.name
+        opened = GaugeMetricFamily(METRIC_PREFIX + "trainings_open", "", labels=["rule"])
+        opened.add_metric([name], len(self.open))
+        stalled = GaugeMetricFamily(METRIC_PREFIX + "trainings_stalled", "", labels=["rule"])
+        stalled.add_metric([name], self.stalled_open)
+        durations = HistogramMetricFamily(
+            METRIC_PREFIX + "training_duration_seconds",
+            "Start to end of closed pairs (trainings).",
+            labels=["rule"],
+        )
+        cumulative, buckets = 0, []
+        bounds = (*DURATION_BUCKETS_S, float("inf"))
+        for bound, n in zip(bounds, self.duration_counts, strict=True):
+            cumulative += n
+            buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", cumulative))
+        durations.add_metric([name], buckets, self.duration_sum_s)
+        return (opened, stalled, durations)
+
+    def keyed(self) -> KeyedRule:
+        return self
 
     # --- persistence -------------------------------------------------------------------------
 

@@ -12,9 +12,12 @@ from monitor.core.model import Entry, Event, EventKind
 from rules.base import (
     BuildContext,
     Context,
+    ExplainContext,
     ParseContext,
     Pattern,
     RuleBase,
+    RuleDefaults,
+    SpecDefaults,
     event,
     human_duration,
     parse_pattern,
@@ -24,7 +27,7 @@ from rules.base import (
 
 
 @dataclass(frozen=True, slots=True)
-class ThresholdSpec:
+class ThresholdSpec(SpecDefaults):
     """Keys: `pattern` (optional when `priority` selects the lines), `prefilter`, `count`,
     `window`."""
 
@@ -32,6 +35,13 @@ class ThresholdSpec:
     pattern: Pattern | None
     count: int
     window_us: int
+
+    def patterns(self) -> tuple[tuple[str, Pattern], ...]:
+        return (("pattern", self.pattern),) if self.pattern is not None else ()
+
+    def explain(self, ctx: ExplainContext) -> list[str]:
+        w = human_duration(self.window_us)
+        return [f"counts toward the threshold: more than {self.count} within {w} fires"]
 
     def build(self, ctx: BuildContext) -> ThresholdRule:
         return ThresholdRule(self)
@@ -48,7 +58,7 @@ def parse(view: View, base: RuleBase, ctx: ParseContext) -> ThresholdSpec | None
     return ThresholdSpec(base, pattern, count, window)
 
 
-class ThresholdRule:
+class ThresholdRule(RuleDefaults):
     """Emits `threshold` when the count in the window first exceeds `count`, and `resolved`
     when it falls back to `count` or fewer."""
 

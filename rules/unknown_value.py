@@ -3,20 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, Metric
+
 from monitor.config.yamlview import View
-from monitor.core.model import Entry, Event, EventKind
+from monitor.core.model import METRIC_PREFIX, Entry, Event, EventKind
 from monitor.core.statuses import Statuses
 from rules.base import (
     BuildContext,
     Context,
+    ExplainContext,
     ParseContext,
     Pattern,
     RuleBase,
+    RuleDefaults,
+    SpecDefaults,
     event,
+    human_duration,
     parse_pattern,
     parse_prefilter,
     restore_counts,
@@ -35,7 +41,7 @@ class ContextJoin:
 
 
 @dataclass(frozen=True, slots=True)
-class UnknownValueSpec:
+class UnknownValueSpec(SpecDefaults):
     """Keys: `pattern` (with a `value` group), `prefilter`, `key` (the group or context field
     that names the request, default `request_id`), `context` (`rule`, `fields`, `window`),
     `max_label_values` (distinct raw values kept as labels before folding into "other")."""
@@ -45,6 +51,39 @@ class UnknownValueSpec:
     key: str = "request_id"
     context: ContextJoin | None = None
     max_label_values: int = 50
+
+    def patterns(self) -> tuple[tuple[str, Pattern], ...]:
+        return (("pattern", self.pattern),)
+
+    def context_rules(self) -> tuple[str, ...]:
+        return (self.context.rule,) if self.context is not None else ()
+
+    def explain(self, ctx: ExplainContext) -> list[str]:
+        out = []
+        for e in ctx.events:
+            raw, normalized = e.labels.get("status", ""), e.labels.get("normalized", "")
+            out.append(
+                f"value {raw!r} normalizes to {normalized!r}"
+                if normalized
+                else f"value {raw!r} is truly unknown (no alias; canonical: "
+                f"{', '.join(ctx.canonical)})"
+            )
+            out.append(self._explain_key(e.key))
+            out.append(f"emits unknown_value ({e.severity})")
+        return out
+
+    def _explain_key(self, key: str | None) -> str:
+        c = self.context
+        if key and self.key in self.pattern.regex.groupindex:
+            return f"key {self.key} = {key!r}"
+        if key and c is not None:
+            return f"key {self.key} = {key!r}, joined from the {c.rule} line"
+        if c is not None:
+            return (
+                f"key {self.key}: none yet; joined from the latest {c.rule} line of the same "
+                f"host and _PID within {human_duration(c.window_us)} (give that line first)"
+            )
+        return f"key {self.key}: none (the pattern has no {self.key} group)"
 
     def build(self, ctx: BuildContext) -> UnknownValueRule:
         return UnknownValueRule(self, ctx.statuses)
@@ -71,11 +110,9 @@ def parse(view: View, base: RuleBase, ctx: ParseContext) -> UnknownValueSpec | N
     return UnknownValueSpec(base, pattern, key, context, max_values)
 
 
-class UnknownValueRule:
+class UnknownValueRule(RuleDefaults):
     """Emits `unknown_value` for every matching line: key = the request, labels `status` (raw),
     `normalized` (canonical status, or "" when truly unknown) and any joined context fields."""
-
-    timed = False
 
     def __init__(self, spec: UnknownValueSpec, statuses: Statuses) -> None:
         self.spec = spec
@@ -118,11 +155,13 @@ class UnknownValueRule:
             label = (OTHER, normalized)
         self.by_status[label] = self.by_status.get(label, 0) + 1
 
-    def tick(self, now_us: int) -> list[Event]:
-        return []
-
-    def next_deadline(self) -> int | None:
-        return None
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            METRIC_PREFIX + "unknown_status", "", labels=["status", "normalized"]
+        )
+        for (raw, normalized), n in sorted(self.by_status.items()):
+            family.add_metric([raw, normalized], n)
+        yield family
 
     def counters(self) -> dict[str, int]:
         return dict(self._counts)

@@ -71,9 +71,7 @@ def gate_literals(literals: Iterable[str]) -> tuple[str, ...]:
 
 
 def build_rules(config: Config) -> list[Rule]:
-    remembered = frozenset(
-        c.rule for spec in config.rules if (c := getattr(spec, "context", None)) is not None
-    )
+    remembered = frozenset(name for spec in config.rules for name in spec.context_rules())
     keyed = frozenset(r for h in config.handlers.values() if (r := h.payload_source()) is not None)
     ctx = BuildContext(statuses=config.statuses, remembered=remembered, keyed=keyed)
     return [spec.build(ctx) for spec in config.rules]
@@ -272,12 +270,13 @@ def _fast_path(rules: list[Rule]) -> tuple[tuple[str, ...] | None, int, list[Hea
     heartbeats: list[Heartbeat] = []
     gate_priority = -1
     for rule in rules:
+        heartbeat = rule.heartbeat()
         if rule.prefilter:
             literals += rule.prefilter
-        elif rule.base.priority is not None and not isinstance(rule, Heartbeat):
+        elif rule.base.priority is not None and heartbeat is None:
             gate_priority = max(gate_priority, rule.base.priority)
-        elif isinstance(rule, Heartbeat) and rule.base.priority is None:
-            heartbeats.append(rule)
+        elif heartbeat is not None and rule.base.priority is None:
+            heartbeats.append(heartbeat)
         else:
             return None, -1, []
     return gate_literals(literals), gate_priority, heartbeats

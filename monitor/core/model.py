@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+METRIC_PREFIX = "aisha_monitor_"  # every metric's name starts with it
+
 
 class Severity(enum.StrEnum):
     INFO = "info"

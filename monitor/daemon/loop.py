@@ -610,23 +610,22 @@ class Daemon:
         with self.lock:
             pairs, open_total, stalled_total = [], {}, {}
             for rule in self.engine.rules:
-                open_pairs = getattr(rule, "open", None)
-                if not isinstance(open_pairs, dict):
+                held = rule.open_items(SHOWN_PAIRS)
+                if held is None:
                     continue
-                c = rule.counters()
                 open_total[rule.base.name], stalled_total[rule.base.name] = (
-                    c["open"],
-                    c["stalled_open"],
+                    held.total,
+                    held.stalled,
                 )
-                for key, p in list(open_pairs.items())[:SHOWN_PAIRS]:
+                for item in held.first:
                     pairs.append(
                         {
                             "rule": rule.base.name,
-                            "key": key,
-                            "stalled": p.stalled,
-                            "labels": dict(p.labels),
-                            "started": format_time(us_to_datetime(p.start_us)),
-                            "age_seconds": max(0.0, (now_us - p.start_us) / 1e6),
+                            "key": item.key,
+                            "stalled": item.stalled,
+                            "labels": dict(item.labels),
+                            "started": format_time(us_to_datetime(item.start_us)),
+                            "age_seconds": max(0.0, (now_us - item.start_us) / 1e6),
                         }
                     )
             rules = [

@@ -13,18 +13,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.core.engine import Engine
-from rules.match import MatchRule
-from rules.pair import DURATION_BUCKETS_S, PairRule
-from rules.unknown_value import UnknownValueRule
+from monitor.core.model import METRIC_PREFIX
 
-P = "aisha_monitor_"
+P = METRIC_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +70,6 @@ def build_families(
         for host, n in sorted(host_entries.items()):
             by_host.add_metric([host], n)
         families.append(by_host)
-    unknown_counts: dict[tuple[str, str], int] = {}
     for rule in engine.rules:
         name = rule.base.name
         c = rule.counters()
@@ -81,43 +77,33 @@ def build_families(
         for counter, value in c.items():
             if counter not in ("matches", "open", "stalled_open"):
                 counts.add_metric([name, counter], value)
-        if isinstance(rule, UnknownValueRule):
-            for label, n in rule.by_status.items():
-                unknown_counts[label] = unknown_counts.get(label, 0) + n
-        elif isinstance(rule, PairRule):
-            opened.add_metric([name], c["open"])
-            stalled.add_metric([name], c["stalled_open"])
-            families.append(_durations(rule))
-        elif isinstance(rule, MatchRule) and rule.base.metric:
-            families.append(_rule_metric(rule))
-    for (status, normalized), n in sorted(unknown_counts.items()):
-        unknown.add_metric([status, normalized], n)
-    return Published(tuple(families))
+    return Published(tuple(_merged(families, (f for r in engine.rules for f in r.collect()))))
 
 
-def _durations(rule: PairRule) -> Metric:
-    h = HistogramMetricFamily(
-        P + "training_duration_seconds",
-        "Start to end of closed pairs (trainings).",
-        labels=["rule"],
-    )
-    cumulative, buckets = 0, []
-    for bound, n in zip((*DURATION_BUCKETS_S, float("inf")), rule.duration_counts, strict=True):
-        cumulative += n
-        buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", cumulative))
-    h.add_metric([rule.base.name], buckets, rule.duration_sum_s)
-    return h
-
-
-def _rule_metric(rule: MatchRule) -> Metric:
-    labels = list(rule.spec.labels)
-    help_text = rule.base.description or f"Lines matching rule {rule.base.name}."
-    family = CounterMetricFamily(P + str(rule.base.metric), help_text, labels=labels)
-    for values, n in sorted(rule.by_labels.items()):
-        family.add_metric(list(values), n)
-    if not labels:
-        family.add_metric([], rule.matches)
-    return family
+def _merged(declared: list[Metric], contributed: Iterable[Metric]) -> list[Metric]:
+    """The rules' families: one named like a declared family adds its samples to it (equal
+    label sets summed: two unknown_value rules may count the same status), others follow."""
+    out = list(declared)
+    by_name = {f.name: f for f in out}
+    shared: set[str] = set()
+    for family in contributed:
+        target = by_name.get(family.name)
+        if target is None:
+            by_name[family.name] = family
+            out.append(family)
+            continue
+        shared.add(family.name)
+        index = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(target.samples)}
+        for s in family.samples:
+            at = index.get((s.name, tuple(sorted(s.labels.items()))))
+            if at is None:
+                index[(s.name, tuple(sorted(s.labels.items())))] = len(target.samples)
+                target.samples.append(s)
+            else:
+                target.samples[at] = s._replace(value=target.samples[at].value + s.value)
+    for name in shared:
+        by_name[name].samples.sort(key=lambda s: (s.name, sorted(s.labels.items())))
+    return out
 
 
 class _Published(Collector):

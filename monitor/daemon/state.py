@@ -212,7 +212,8 @@ class StateStore:
             if stored is None or stored[0] != rule.base.type:
                 continue
             rule.restore(json.loads(stored[1]))
-            if isinstance(rule, KeyedRule):
+            keyed = rule.keyed()
+            if keyed is not None:
                 open_rows = {
                     k: json.loads(r)
                     for k, r in self._db.execute(
@@ -224,7 +225,7 @@ class StateStore:
                         "SELECT key, closed_us FROM closed WHERE rule = ? ORDER BY rowid", (name,)
                     ).fetchall()
                 )
-                rule.load_rows(open_rows, closed)
+                keyed.load_rows(open_rows, closed)
 
     def recent_events(self, limit: int) -> list[dict[str, Any]]:
         rows = self._db.execute(
@@ -267,8 +268,9 @@ class StateStore:
             )
         )
         for rule in engine.rules:
-            if isinstance(rule, KeyedRule):
-                steps += _row_steps(rule.base.name, rule)
+            keyed = rule.keyed()
+            if keyed is not None:
+                steps += _row_steps(rule.base.name, keyed)
         if events:
             steps.append(
                 (

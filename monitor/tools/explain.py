@@ -15,12 +15,7 @@ from monitor.core.model import Entry, Event, datetime_to_us
 from monitor.tools.explainreport import LineReport, PatternReport, RuleReport, priority_name
 from monitor.tools.explainreport import write_json as write_json  # re-exported for the command line
 from monitor.tools.explainreport import write_text as write_text
-from rules.absence import AbsenceSpec
-from rules.base import PRIORITIES, Pattern, Rule, RuleSpec, human_duration
-from rules.match import MatchSpec
-from rules.pair import PairSpec
-from rules.threshold import ThresholdSpec
-from rules.unknown_value import UnknownValueSpec
+from rules.base import PRIORITIES, ExplainContext, Pattern, Rule, RuleSpec
 
 T0 = datetime_to_us(datetime(2026, 11, 27, 10, tzinfo=UTC))  # lines are one second apart
 PID, HOST = 4242, "explain"
@@ -79,7 +74,7 @@ class Explainer:
         events: list[Event],
     ) -> RuleReport:
         base = rule.base
-        patterns = tuple(_pattern(role, p, message) for role, p in _patterns(spec))
+        patterns = tuple(_pattern(role, p, message) for role, p in spec.patterns())
         prefilter_ok = not rule.prefilter or any(lit in message for lit in rule.prefilter)
         notes: list[str] = []
         if not followed:
@@ -100,7 +95,12 @@ class Explainer:
         else:
             verdict = "match" if delta.get("matches", 0) > 0 else "no match"
         if verdict == "match":
-            notes += _effects(spec, delta, events, patterns, self.config, self.remembered)
+            groups = tuple(p.groups for p in patterns if p.matches)
+            canonical = self.config.statuses.canonical
+            notes += spec.explain(ExplainContext(delta, events, groups, canonical))
+            if base.name in self.remembered:
+                joiners = ", ".join(self.remembered[base.name])
+                notes.append(f"remembered as context for {joiners} (per host and _PID)")
         elif verdict == "not read" and any(p.matches for p in patterns):
             notes.append("the regex would match if the unit were read")
         js = tuple(e.to_json() for e in events)
@@ -128,21 +128,12 @@ def _line_notes(config: Config, line: str, opts: Options, followed: bool) -> tup
 
 
 def _remembered_by(config: Config) -> dict[str, list[str]]:
-    """rule name -> the unknown_value rules that join context from it."""
+    """rule name -> the rules that join context from it."""
     out: dict[str, list[str]] = {}
     for spec in config.rules:
-        if isinstance(spec, UnknownValueSpec) and spec.context is not None:
-            out.setdefault(spec.context.rule, []).append(spec.base.name)
+        for rule in spec.context_rules():
+            out.setdefault(rule, []).append(spec.base.name)
     return out
-
-
-def _patterns(spec: RuleSpec) -> list[tuple[str, Pattern]]:
-    if isinstance(spec, PairSpec):
-        return [(f"end[{i}]", p) for i, p in enumerate(spec.end)] + [
-            (f"start[{i}]", p) for i, p in enumerate(spec.start)
-        ]
-    pattern = getattr(spec, "pattern", None)
-    return [("pattern", pattern)] if isinstance(pattern, Pattern) else []
 
 
 def _pattern(role: str, p: Pattern, message: str) -> PatternReport:
@@ -150,76 +141,6 @@ def _pattern(role: str, p: Pattern, message: str) -> PatternReport:
     groups = {k: v for k, v in m.groupdict().items() if v is not None} if m else {}
     present = tuple(lit for lit in p.literals if lit in message)
     return PatternReport(role, p.source, p.literals, present, m is not None, groups)
-
-
-def _effects(
-    spec: RuleSpec,
-    delta: dict[str, int],
-    events: list[Event],
-    patterns: tuple[PatternReport, ...],
-    config: Config,
-    remembered: dict[str, list[str]],
-) -> list[str]:
-    """What the matching line does, per rule type."""
-    if isinstance(spec, MatchSpec):
-        out = ["counted" + (f" by {', '.join(spec.labels)}" if spec.labels else "")]
-        out += [f"emits a match event, key {e.key!r}" for e in events]
-        if spec.base.name in remembered:
-            out.append(
-                f"remembered as context for {', '.join(remembered[spec.base.name])} "
-                "(per host and _PID)"
-            )
-        return out
-    if isinstance(spec, UnknownValueSpec):
-        return _unknown_value(spec, events, config)
-    if isinstance(spec, PairSpec):
-        keys = [p.groups.get(spec.key, "") for p in patterns if p.matches]
-        return _pair(spec, delta, events, keys[0] if keys else "")
-    if isinstance(spec, AbsenceSpec):
-        what = "any entry counts" if spec.pattern is None else "the line matches"
-        return [f"activity ({what}): restarts the {human_duration(spec.window_us)} silence window"]
-    if isinstance(spec, ThresholdSpec):
-        w = human_duration(spec.window_us)
-        return [f"counts toward the threshold: more than {spec.count} within {w} fires"]
-    return []
-
-
-def _unknown_value(spec: UnknownValueSpec, events: list[Event], config: Config) -> list[str]:
-    out = []
-    for e in events:
-        raw, normalized = e.labels.get("status", ""), e.labels.get("normalized", "")
-        canonical = ", ".join(config.statuses.canonical)
-        out.append(
-            f"value {raw!r} normalizes to {normalized!r}"
-            if normalized
-            else f"value {raw!r} is truly unknown (no alias; canonical: {canonical})"
-        )
-        if e.key and spec.key in spec.pattern.regex.groupindex:
-            out.append(f"key {spec.key} = {e.key!r}")
-        elif e.key and spec.context is not None:
-            out.append(f"key {spec.key} = {e.key!r}, joined from the {spec.context.rule} line")
-        elif spec.context is not None:
-            c = spec.context
-            out.append(
-                f"key {spec.key}: none yet; joined from the latest {c.rule} line of the same "
-                f"host and _PID within {human_duration(c.window_us)} (give that line first)"
-            )
-        else:
-            out.append(f"key {spec.key}: none (the pattern has no {spec.key} group)")
-        out.append(f"emits unknown_value ({e.severity})")
-    return out
-
-
-def _pair(spec: PairSpec, delta: dict[str, int], events: list[Event], key: str) -> list[str]:
-    deadline = human_duration(spec.deadline_us)
-    k = f"{spec.key} {key!r}"
-    if delta.get("opened"):
-        return [f"START of a pair: opens {k} (stalled if no end within {deadline})"]
-    if delta.get("duplicate_start"):
-        return [f"START of a pair for {k}, already open or recently closed: ignored"]
-    if delta.get("unmatched_end"):
-        return [f"END of a pair for {k}, but no pair is open for it: ignored (no start seen)"]
-    return [f"END of a pair: closes {k} ({e.kind})" for e in events]
 
 
 def explain_lines(config: Config, lines: Iterable[str], opts: Options) -> list[LineReport]:
