@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.config.schema import Config, load_config_text
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import Engine, engine_for
 from monitor.core.model import Entry, Event
 
 T0 = 1_795_000_000_000_000  # 2026-11-18T…Z, in microseconds
@@ -22,7 +22,7 @@ def config(text: str, env: dict[str, str] | None = None) -> Config:
 
 def engine(text: str) -> Engine:
     cfg = config(text)
-    return Engine(build_rules(cfg), cfg.journal.max_message_bytes)
+    return engine_for(cfg)
 
 
 def feed(eng: Engine, entries: list[Entry], now_s: float | None = None) -> list[Event]:

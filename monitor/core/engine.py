@@ -77,6 +77,16 @@ def build_rules(config: Config) -> list[Rule]:
     return [spec.build(ctx) for spec in config.rules]
 
 
+def engine_for(config: Config, *, fast_path: bool = True) -> Engine:
+    """The engine of a config, the same for the daemon, replay and every tool."""
+    return Engine(
+        build_rules(config),
+        config.journal.max_message_bytes,
+        host_label=config.journal.host_label,
+        fast_path=fast_path,
+    )
+
+
 Fill = Callable[[Entry], Entry]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from handlers.base import HandlerSpec, Job, Outcome
 from monitor import __version__
 from monitor.config.schema import Config, ConfigError, load_config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import Engine, engine_for
 from monitor.core.model import Event, EventKind, Gate, Severity, format_time, us_to_datetime
 from monitor.daemon.alerter import Alerter
 from monitor.daemon.alerts import AlertBook
@@ -38,7 +38,7 @@ from monitor.daemon.state import (
     recovery,
 )
 from monitor.journal.reader import JournalError, JournalSource, notify
-from monitor.tools.replay import ReplayOptions, fields_for, open_source
+from monitor.journal.source import open_source
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +140,16 @@ class Daemon:
     # --- building ------------------------------------------------------------------------------
 
     def _new_engine(self, config: Config) -> Engine:
-        engine = Engine(
-            build_rules(config),
-            config.journal.max_message_bytes,
-            host_label=config.journal.host_label,
-        )
+        engine = engine_for(config)
         engine.collect_ended = True  # replays are verified by their training's end line
         self.store.restore(engine)
         self.store.drop_rules_except({r.base.name for r in engine.rules})
         return engine
 
     def _open_source(self, start: str | None = None) -> JournalSource:
-        opts = ReplayOptions(directory=self.opts.journal_dir, files=self.opts.journal_files)
-        source = open_source(self.config, opts, fields_for(self.engine))
+        source = open_source(
+            self.config.journal, self.engine, self.opts.journal_dir, self.opts.journal_files
+        )
         self.engine.fill = source.fill
         mode, cursor = start or self.config.journal.start, self.position.cursor
         if mode in ("resume", "head") and cursor:

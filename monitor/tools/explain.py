@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitor.config.schema import Config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import engine_for
 from monitor.core.model import Entry, Event, datetime_to_us
 from monitor.tools.explainreport import LineReport, PatternReport, RuleReport, priority_name
 from monitor.tools.explainreport import write_json as write_json  # re-exported for the command line
@@ -40,7 +40,7 @@ class Explainer:
 
     def __init__(self, config: Config, opts: Options) -> None:
         self.config, self.opts = config, opts
-        self.engine = Engine(build_rules(config), config.journal.max_message_bytes)
+        self.engine = engine_for(config)
         self.remembered = _remembered_by(config)
         self.n = 0
 

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from monitor.config.schema import Config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import Engine, engine_for
 from monitor.core.model import Entry, Event, Gate, format_time
 from monitor.journal import backlog
-from monitor.journal.reader import Fields, JournalSource
+from monitor.journal.source import fields_for, open_source, where
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,37 +37,14 @@ class ReplayResult:
     parallel_files: int = 0  # files read by worker processes (0: one reader, in this process)
 
 
-def fields_for(engine: Engine) -> Fields:
-    """Read only what some rule looks at."""
-    # pid and hostname (a context join is per host and pid) are read on demand (engine.fill),
-    # unless every event is labelled with its host
-    return Fields(unit=True, pid=False, priority=engine.uses_priority, hostname=engine.host_label)
-
-
-def open_source(config: Config, opts: ReplayOptions, fields: Fields) -> JournalSource:
-    j = config.journal
-    files = opts.files or (() if opts.directory else j.files)
-    directory = opts.directory or (None if opts.files else j.directory)
-    return JournalSource(
-        units=j.units,
-        identifiers=j.identifiers,
-        directory=directory,
-        files=files,
-        max_message_bytes=j.max_message_bytes,
-        fields=fields,
-    )
-
-
 def run_replay(
     config: Config, opts: ReplayOptions, out: TextIO, progress: TextIO | None = None
 ) -> ReplayResult:
-    engine = Engine(
-        build_rules(config), config.journal.max_message_bytes, host_label=config.journal.host_label
-    )
+    engine = engine_for(config)
     write = _writer(opts.output_format, out)
     started = time.monotonic()
     bar = _Progress(progress, started) if progress is not None else None
-    directory = opts.directory or (None if opts.files else config.journal.directory)
+    directory, _ = where(config.journal, opts.directory, opts.files)
     paths = backlog.plan(directory, opts.since_us, opts.until_us)
     try:
         if paths is None:
@@ -97,7 +74,7 @@ def _read_one_by_one(
     write: Callable[[Event], None],
     bar: _Progress | None,
 ) -> Counts:
-    source = open_source(config, opts, fields_for(engine))
+    source = open_source(config.journal, engine, opts.directory, opts.files)
     engine.fill = source.fill
     n_events = 0
     try:

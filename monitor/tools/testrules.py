@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from monitor.config.schema import Config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import engine_for
 from monitor.core.model import Event, EventKind
 from monitor.tools.testfile import (
     Expected,
@@ -41,7 +41,7 @@ def followed(config: Config, te: InputEntry) -> bool:
 
 def evaluate(config: Config, test: RuleTest) -> tuple[list[Event], dict[str, dict[str, int]]]:
     """The events the real engine produces for the test's input, and every rule's counters."""
-    engine = Engine(build_rules(config), config.journal.max_message_bytes)
+    engine = engine_for(config)
     events: list[Event] = []
     for te in test.entries:
         if followed(config, te):

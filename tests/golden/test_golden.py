@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config.schema import load_config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import engine_for
 from monitor.core.model import Entry
 from tests.helpers import T0, S
 
@@ -20,7 +20,7 @@ CASES = sorted(p for p in Path(__file__).parent.iterdir() if (p / "input.jsonl")
 def run_case(case: Path) -> list[str]:
     config_path = case / "config.yaml"
     cfg = load_config(config_path if config_path.exists() else None, env={})
-    engine = Engine(build_rules(cfg), cfg.journal.max_message_bytes)
+    engine = engine_for(cfg)
     units = set(cfg.journal.units)
     out: list[str] = []
     for line in (case / "input.jsonl").read_text(encoding="utf-8").splitlines():

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from handlers.base import Job
 from handlers.replay_webhook import MAX_PAYLOAD_CHARS, MAX_PAYLOAD_DEPTH, build_body, parse_payload
 from monitor.config.schema import load_config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import engine_for
 from monitor.core.model import Entry
 from tests.helpers import PREFIX, T0
 from tests.property import examples
@@ -156,7 +156,7 @@ def replay_body(logged_body: dict[str, Any]) -> dict[str, Any]:
     """What the daemon POSTs for an unknown status of `logged_body`'s request, rebuilt as the
     daemon does it (engine.keyed_groups of the payload rule, then build_body)."""
     cfg = load_config(None, env={})
-    engine = Engine(build_rules(cfg), cfg.journal.max_message_bytes)
+    engine = engine_for(cfg)
     rid = logged_body["request_id"]
     line = PREFIX + f"[WEBHOOK] Получен webhook от FAL AI: {logged_body!r}"
     engine.observe(Entry(T0, line, "aisha-api.service", 4101))

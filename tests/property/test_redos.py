@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from monitor.cli import main
 from monitor.config.schema import load_config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import engine_for
 from monitor.core.model import Entry
 from rules.base import Pattern
 from tests.helpers import PREFIX, T0
@@ -97,7 +97,7 @@ def test_shipped_patterns_on_random_64k_strings(
 
 
 def test_a_64k_hostile_message_through_every_rule() -> None:
-    engine = Engine(build_rules(CONFIG), CONFIG.journal.max_message_bytes)
+    engine = engine_for(CONFIG)
     worst = 0.0
     for _, p in PATTERNS:
         for text in adversarial(p):

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.config.schema import load_config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import engine_for
 from monitor.core.model import Event, EventKind, Severity
 from monitor.daemon.alerter import Alerter
 from monitor.daemon.alerts import RESOLVED_RESEND_US, AlertBook
@@ -229,7 +229,7 @@ def test_expiry_is_what_a_full_scan_at_every_batch_gives(steps: list[tuple[str, 
 def test_skipping_an_unchanged_book_restores_the_same_book(tmp_path: Path) -> None:
     """The daemon's commit: the book is written only when it changed since the last commit that
     succeeded; a restart at any point finds the book as it was."""
-    engine = Engine(build_rules(CONFIG), CONFIG.journal.max_message_bytes)
+    engine = engine_for(CONFIG)
     store = StateStore(tmp_path / "state")
     b, written = book(), 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config.schema import load_config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import Engine, engine_for
 from monitor.core.model import Entry, Event
 from monitor.daemon.state import (
     EVENTS_KEPT,
@@ -44,7 +44,7 @@ def entries(case: str) -> list[Entry]:
 
 def fresh_engine() -> Engine:
     cfg = load_config(None, env={})
-    return Engine(build_rules(cfg), cfg.journal.max_message_bytes)
+    return engine_for(cfg)
 
 
 def run(engine: Engine, items: list[Entry]) -> list[Event]:

@@ -10,7 +10,7 @@ import pytest
 
 from monitor import cli
 from monitor.config.schema import load_config
-from monitor.core.engine import Engine, build_rules
+from monitor.core.engine import engine_for
 from monitor.tools.testfile import RuleTestFile, load_test_file
 from monitor.tools.testrules import followed, positive_samples, run_test
 
@@ -38,7 +38,7 @@ def near_misses(tf: RuleTestFile) -> set[str]:
     return it (another unit), its priority was filtered out, or its regex did not match."""
     out: set[str] = set()
     for test in tf.tests:
-        engine = Engine(build_rules(tf.config), tf.config.journal.max_message_bytes)
+        engine = engine_for(tf.config)
         for te in test.entries:
             before = engine.counters()
             if followed(tf.config, te):

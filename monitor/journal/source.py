@@ -1,0 +1,41 @@
+"""The one way every command opens the journal: the followed units and identifiers, the
+directory or files (a command-line choice over the config's), and only the fields some rule
+reads. The daemon, replay and the tools all come through here, so an option means the same
+everywhere."""
+
+from __future__ import annotations
+
+from monitor.config.schema import JournalConfig
+from monitor.core.engine import Engine
+from monitor.journal.reader import Fields, JournalSource
+
+
+def fields_for(engine: Engine) -> Fields:
+    """Read only what some rule looks at."""
+    # pid and hostname (a context join is per host and pid) are read on demand (engine.fill),
+    # unless every event is labelled with its host
+    return Fields(unit=True, pid=False, priority=engine.uses_priority, hostname=engine.host_label)
+
+
+def where(
+    journal: JournalConfig, directory: str | None, files: tuple[str, ...]
+) -> tuple[str | None, tuple[str, ...]]:
+    """(directory, files) to read: a directory or files given on the command line replace the
+    config's; neither given, the config's; none at all, the system journal."""
+    if directory or files:
+        return directory, files
+    return journal.directory, journal.files
+
+
+def open_source(
+    journal: JournalConfig, engine: Engine, directory: str | None, files: tuple[str, ...]
+) -> JournalSource:
+    directory, files = where(journal, directory, files)
+    return JournalSource(
+        units=journal.units,
+        identifiers=journal.identifiers,
+        directory=directory,
+        files=files,
+        max_message_bytes=journal.max_message_bytes,
+        fields=fields_for(engine),
+    )
