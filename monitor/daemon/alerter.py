@@ -48,6 +48,7 @@ class Alerter:
         self._version = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._started = False
         self._session = requests.Session()
         self._thread = threading.Thread(target=self._run, name="alerter", daemon=True)
 
@@ -60,18 +61,29 @@ class Alerter:
                 self._wake.set()
 
     def reconfigure(self, cfg: AlertingConfig) -> None:
-        """After a reload: new specs apply at the next send; changed URLs get fresh targets."""
+        """After a reload: everything is sent again under the new settings (specs, labels,
+        resend_interval). A URL kept keeps its backoff; a removed one gets nothing from the next
+        round on (a round in flight finishes under the settings it started with); the first URL
+        starts the sending thread."""
         with self._lock:
-            if cfg.alertmanager_urls != self.cfg.alertmanager_urls:
-                self._targets = [
-                    _Target(u.rstrip("/") + "/api/v2/alerts") for u in cfg.alertmanager_urls
-                ]
+            kept = {t.url: t for t in self._targets}
+            urls = [u.rstrip("/") + "/api/v2/alerts" for u in cfg.alertmanager_urls]
+            self._targets = [kept.get(url) or _Target(url) for url in urls]
             self.cfg = cfg
             self._version += 1
+        self._start_if_needed()
+        self._wake.set()
 
     def start(self) -> None:
-        if self._targets:
-            self._thread.start()
+        self._started = True
+        self._start_if_needed()
+
+    def _start_if_needed(self) -> None:
+        """The thread runs once started with a URL to send to (never after a stop)."""
+        with self._lock:
+            idle = self._started and bool(self._targets) and not self._thread.is_alive()
+            if idle and not self._stop.is_set():
+                self._thread.start()
 
     def stop(self, grace_s: float = 3.0) -> None:
         self.request_stop()
@@ -89,8 +101,10 @@ class Alerter:
         if self._thread.is_alive():
             self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
-    def payload(self, alerts: tuple[Sendable, ...], now_us: int) -> list[dict[str, Any]]:
-        cfg = self.cfg
+    def payload(
+        self, alerts: tuple[Sendable, ...], now_us: int, cfg: AlertingConfig | None = None
+    ) -> list[dict[str, Any]]:
+        cfg = cfg or self.cfg
         out = []
         for a in alerts:
             spec = cfg.alerts.get(a.alertname)
@@ -131,14 +145,16 @@ class Alerter:
         return out
 
     def _run(self) -> None:
-        resend_s = self.cfg.resend_interval_us / 1e6
         while not self._stop.is_set():
             self._wake.wait(TICK_S)
             self._wake.clear()
+            # one round sees one configuration: a reload lands between rounds, never inside one
             with self._lock:
                 alerts, version = self._published, self._version
+                cfg, targets = self.cfg, self._targets
+            resend_s = cfg.resend_interval_us / 1e6
             now = time.monotonic()
-            for target in self._targets:
+            for target in targets:
                 due = target.sent_version != version or now - target.sent_at >= resend_s
                 if (
                     due
@@ -146,7 +162,8 @@ class Alerter:
                     and not self._stop.is_set()
                     and (alerts or target.sent_version != version)
                 ):
-                    self._send(target, self.payload(alerts, time.time_ns() // 1000), version)
+                    body = self.payload(alerts, time.time_ns() // 1000, cfg)
+                    self._send(target, body, version)
 
     def _send(self, target: _Target, body: list[dict[str, Any]], version: int) -> None:
         try:

@@ -77,8 +77,12 @@ class HealthChecker:
         self.checks = checks
         self.metrics = metrics
         self.events: queue.Queue[Event] = queue.Queue(maxsize=1000)
-        self.results: dict[str, Result] = {}
+        self.results: dict[str, Result] = {}  # replaced, never changed: HTTP threads read it
+        self._lock = threading.Lock()  # checks, results and metrics change together
+        self._due_now: set[str] = set()  # checks new or changed by a reload
+        self._started = False
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._session = requests.Session()
         self._thread = threading.Thread(target=self._run, name="health", daemon=True)
         for spec in checks:
@@ -86,36 +90,75 @@ class HealthChecker:
             metrics.health_seconds.labels(spec.name).set(0)
 
     def start(self) -> None:
-        if self.checks:
-            self._thread.start()
+        self._started = True
+        self._start_if_needed()
+
+    def _start_if_needed(self) -> None:
+        with self._lock:
+            idle = self._started and bool(self.checks) and not self._thread.is_alive()
+            if idle and not self._stop.is_set():
+                self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
 
+    def reconfigure(self, checks: tuple[HealthCheckSpec, ...]) -> None:
+        """After a reload: a new or changed check runs at once (its last result is kept, so a
+        change of state is still an event); a removed one is forgotten, metrics included."""
+        with self._lock:
+            old = {spec.name: spec for spec in self.checks}
+            new = {spec.name: spec for spec in checks}
+            self.checks = checks
+            self._due_now |= {name for name, spec in new.items() if old.get(name) != spec}
+            for name in old.keys() - new.keys():
+                self.metrics.health_up.remove(name)
+                self.metrics.health_seconds.remove(name)
+            self.results = {n: r for n, r in self.results.items() if n in new}
+            for name in new.keys() - old.keys():
+                self.metrics.health_up.labels(name).set(UNKNOWN)
+                self.metrics.health_seconds.labels(name).set(0)
+        self._start_if_needed()
+        self._wake.set()
+
     def _run(self) -> None:
-        due = {spec.name: 0.0 for spec in self.checks}
+        due: dict[str, float] = {}
         while not self._stop.is_set():
+            with self._lock:
+                checks, fresh, self._due_now = self.checks, self._due_now, set()
             now = time.monotonic()
-            for spec in self.checks:
-                if due[spec.name] <= now:
-                    self.run_one(spec)
+            for spec in checks:
+                if spec.name in fresh or due.get(spec.name, 0.0) <= now:
+                    started = time.monotonic()
+                    up, detail = self._check(spec)
+                    with self._lock:
+                        if spec in self.checks:  # not removed or changed meanwhile
+                            self._record(spec, up, detail, started)
                     due[spec.name] = time.monotonic() + spec.interval_us / 1e6
-            self._stop.wait(max(0.05, min(due.values()) - time.monotonic()))
+            wait = min((due[spec.name] for spec in checks), default=now + 1) - time.monotonic()
+            self._wake.wait(max(0.05, wait))
+            self._wake.clear()
 
     def run_one(self, spec: HealthCheckSpec) -> Result:
         started = time.monotonic()
+        up, detail = self._check(spec)
+        with self._lock:
+            return self._record(spec, up, detail, started)
+
+    def _check(self, spec: HealthCheckSpec) -> tuple[int, str]:
         try:
             if spec.type == "http":
-                up, detail = check_http(spec, self._session)
-            else:
-                up, detail = check_systemd_unit(spec)
+                return check_http(spec, self._session)
+            return check_systemd_unit(spec)
         except Exception as e:  # noqa: BLE001 - a check must never kill its thread
-            up, detail = UNKNOWN, f"check failed: {type(e).__name__}"
+            return UNKNOWN, f"check failed: {type(e).__name__}"
+
+    def _record(self, spec: HealthCheckSpec, up: int, detail: str, started: float) -> Result:
         result = Result(spec.name, up, detail, time.time_ns() // 1000, time.monotonic() - started)
         previous = self.results.get(spec.name)
-        self.results[spec.name] = result
+        self.results = {**self.results, spec.name: result}
         self.metrics.health_up.labels(spec.name).set(up)
         self.metrics.health_seconds.labels(spec.name).set(result.seconds)
         if previous is None and up == UP:

@@ -37,7 +37,12 @@ class Backend:
         token: str | None = None,
     ) -> None:
         self.metrics, self.state, self.events = metrics, state, events
-        self.healthy, self.ready, self.token = healthy, ready, token
+        self.healthy, self.ready = healthy, ready
+        self.token = token  # replaced by a reload; each request reads it once
+
+    def replace_token(self, token: str | None) -> None:
+        """A reload's token: requests from now on must carry it (None: no token needed)."""
+        self.token = token
 
 
 def _handler(backend: Backend) -> type[BaseHTTPRequestHandler]:
@@ -81,10 +86,11 @@ def _handler(backend: Backend) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
         def _authorized(self) -> bool:
-            if backend.token is None:
+            token = backend.token
+            if token is None:
                 return True
             given = self.headers.get("Authorization", "")
-            if hmac.compare_digest(given.encode(), f"Bearer {backend.token}".encode()):
+            if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return True
             self.send_response(HTTPStatus.UNAUTHORIZED)
             self.send_header("WWW-Authenticate", 'Bearer realm="aisha-monitor"')

@@ -38,7 +38,7 @@ from monitor.daemon.state import (
     recovery,
 )
 from monitor.journal.reader import JournalError, JournalSource, notify
-from monitor.journal.source import open_source
+from monitor.journal.source import fields_for, open_source
 
 log = logging.getLogger(__name__)
 
@@ -131,27 +131,32 @@ class Daemon:
         self.metrics.reload_time.set(time.time())
         self.metrics.loop_heartbeat.set(time.time())  # not 0 before the first round
         token = _read_token(config.http.token_file)
-        backend = Backend(
+        self.backend = Backend(
             self.metrics, self.state_view, self.events_view, self.healthy, self.ready, token
         )
-        self.http = HttpServer(opts.listen or config.http.listen, backend)
+        self.http = HttpServer(opts.listen or config.http.listen, self.backend)
         self.alerter = Alerter(config.alerting, self.metrics, f"http://{self.http.address}/")
 
     # --- building ------------------------------------------------------------------------------
 
     def _new_engine(self, config: Config) -> Engine:
-        engine = engine_for(config)
-        engine.collect_ended = True  # replays are verified by their training's end line
-        self.store.restore(engine)
-        self.store.drop_rules_except({r.base.name for r in engine.rules})
+        engine = _build_engine(config)
+        self._restore_engine(engine)
         return engine
 
-    def _open_source(self, start: str | None = None) -> JournalSource:
-        source = open_source(
-            self.config.journal, self.engine, self.opts.journal_dir, self.opts.journal_files
-        )
-        self.engine.fill = source.fill
-        mode, cursor = start or self.config.journal.start, self.position.cursor
+    def _restore_engine(self, engine: Engine) -> None:
+        """Give a fresh engine the committed state of its rules; forget the rules gone."""
+        self.store.restore(engine)
+        self.store.drop_rules_except({r.base.name for r in engine.rules})
+
+    def _open_source(
+        self, start: str | None = None, config: Config | None = None, engine: Engine | None = None
+    ) -> JournalSource:
+        """The journal as `config` says (the current one by default), for `engine`'s rules."""
+        config, engine = config or self.config, engine or self.engine
+        source = open_source(config.journal, engine, self.opts.journal_dir, self.opts.journal_files)
+        engine.fill = source.fill
+        mode, cursor = start or config.journal.start, self.position.cursor
         if mode in ("resume", "head") and cursor:
             if not source.seek_cursor(cursor):
                 when = format_time(us_to_datetime(self.position.realtime_us))
@@ -555,41 +560,92 @@ class Daemon:
         self._reload.set()
 
     def reload(self) -> bool:
-        """Load the config again. Invalid: refused, the old one keeps running. Valid: applied,
+        """Load the config again and apply all of it, or none of it. Refused, the old config
+        keeping to run: an invalid config, a change to a setting that only a start applies
+        (`_restart_only`), an unreadable token file, a journal that cannot be opened. Applied:
         open pairs and counters kept (through the state store, as across a restart)."""
         notify("RELOADING=1")
         try:
             config = load_config(self.opts.config_path)
-        except ConfigError as e:
-            self.reload_problems = [str(p) for p in e.problems]
-            for problem in self.reload_problems:
-                log.error("reload refused: %s", problem)
-            self.metrics.reload_ok.set(0)
-            notify("READY=1")
+            restart_only = self._restart_only(config)
+            if restart_only:
+                raise _ReloadRefusedError(restart_only)
+            token = _reload_token(config)
+            engine = _build_engine(config)
+            source = self._reload_source(config, engine)
+        except (ConfigError, _ReloadRefusedError) as e:
+            self._refuse([str(p) for p in e.problems])
             return False
-        with self.lock:
-            journal_changed = config.journal != self.config.journal
-            self.config = config
-            self.engine = self._new_engine(config)
-            book = AlertBook(config)
-            book.restore(self.book.snapshot())
-            self.book = book
-            self.alerter.reconfigure(config.alerting)
-            if self.source is not None:
-                self.engine.fill = self.source.fill
-            self._publish()
-        if (self.opts.listen or config.http.listen) != self.http.address and not self.opts.listen:
-            log.warning("http.listen changed: restart the daemon to apply it")
-        if journal_changed and self.source is not None:
-            self.source.close()
-            self._seen_errors = (0, 0)
-            self.source = self._open_source("resume")
+        self._apply(config, engine, source, token)
         self.reload_problems = []
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
         log.info("config reloaded: %d rules", len(self.engine.rules))
         notify("READY=1")
         return True
+
+    def _refuse(self, problems: list[str]) -> None:
+        self.reload_problems = problems
+        for problem in problems:
+            log.error("reload refused: %s", problem)
+        self.metrics.reload_ok.set(0)
+        notify("READY=1")
+
+    def _restart_only(self, config: Config) -> list[str]:
+        """Changes that only a start can apply: the state file is open, the HTTP socket bound,
+        and `journal.start` says where a start begins (a reload goes on from the committed
+        position). A setting overridden on the command line is not used, so not compared."""
+        old, opts = self.config, self.opts
+        listen = old.http.listen if opts.listen else config.http.listen  # --listen: not used
+        compared = {
+            "state.directory": (state_directory(opts, old), state_directory(opts, config)),
+            "http.listen": (old.http.listen, listen),
+            "journal.start": (old.journal.start, config.journal.start),
+        }
+        return [
+            f"{config.source}: {key}: changed from {a!r} to {b!r}, which only a start applies: "
+            "restart the daemon (the old config keeps running until then)"
+            for key, (a, b) in compared.items()
+            if a != b
+        ]
+
+    def _reload_source(self, config: Config, engine: Engine) -> JournalSource | None:
+        """The journal opened for the new config at the committed position, when what is read
+        changes (units, identifiers, directory, files, max_message_bytes, or a field that only
+        the new rules look at, such as PRIORITY or _HOSTNAME); None: the open one serves."""
+        same_fields = fields_for(engine) == fields_for(self.engine)
+        if config.journal == self.config.journal and same_fields:
+            return None
+        try:
+            return self._open_source("resume", config, engine)
+        except (JournalError, OSError) as e:
+            raise _ReloadRefusedError([f"{config.source}: journal: {e}"]) from e
+
+    def _apply(
+        self, config: Config, engine: Engine, source: JournalSource | None, token: str | None
+    ) -> None:
+        """Every part takes the new config; nothing here can refuse it any more."""
+        with self.lock:
+            if source is None and self.source is not None:
+                engine.fill = self.source.fill
+            self._restore_engine(engine)
+            self.config, self.engine = config, engine
+            book = AlertBook(config)
+            book.restore(self.book.snapshot())
+            self.book = book
+            self.outbox.reconfigure(config)
+            self.worker.reconfigure(config)
+            self._publish()
+        if source is not None:
+            if self.source is not None:
+                self.source.close()
+            self.source, self._seen_errors = source, (0, 0)
+        for name in config.handlers:
+            for outcome in Outcome:
+                self.metrics.handler_runs.labels(name, str(outcome))
+        self.alerter.reconfigure(config.alerting)
+        self.health.reconfigure(config.health_checks)
+        self.backend.replace_token(token)
 
     # --- what HTTP shows -----------------------------------------------------------------------
 
@@ -671,6 +727,28 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class _ReloadRefusedError(Exception):
+    """A valid config that this reload cannot apply; `problems` say why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _build_engine(config: Config) -> Engine:
+    engine = engine_for(config)
+    engine.collect_ended = True  # replays are verified by their training's end line
+    return engine
+
+
+def _reload_token(config: Config) -> str | None:
+    """The token file is read again at each reload: a token can change without its path."""
+    try:
+        return _read_token(config.http.token_file)
+    except (OSError, UnicodeDecodeError) as e:
+        raise _ReloadRefusedError([f"{config.source}: http.token_file: cannot read it: {e}"]) from e
 
 
 def _read_token(path: str | None) -> str | None:

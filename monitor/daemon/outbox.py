@@ -68,6 +68,11 @@ class Outbox:
     def __post_init__(self) -> None:
         self.db.executescript(SCHEMA)
 
+    def reconfigure(self, config: Config) -> None:
+        """After a reload: which rule runs which handler, and each handler's settings, come
+        from the new config from the next batch on; jobs already queued keep their rows."""
+        self.config = config
+
     # --- start-up ------------------------------------------------------------------------------
 
     def recover(self, now_us: int) -> list[Event]:
@@ -225,8 +230,18 @@ class Outbox:
             return [
                 _event(now_us, source_rule, job.key, job.handler, result.outcome, result.detail)
             ]
-        spec = self.config.handlers[job.handler]
+        spec = self.config.handlers.get(job.handler)
         outcome, detail = result.outcome, result.detail
+        if spec is None:  # a reload removed the handler while this ran: nothing follows it
+            if outcome in (Outcome.FAILED, Outcome.PENDING):
+                outcome = Outcome.GAVE_UP
+            detail = f"{detail}; handler {job.handler} is no longer in the config"
+            w = self.watching.get(job.key)
+            if w is not None and w.job_id == job.id:
+                del self.watching[job.key]
+            return [
+                self._finish(job.id, job.handler, job.key, source_rule, outcome, detail, now_us)
+            ]
         window_us = spec.verification_window_us()
         if outcome == Outcome.REPLAYED and window_us is not None:
             w = self.watching.get(job.key)
@@ -390,6 +405,13 @@ class Worker:
         self._ctx = RunContext(requests.Session(), dry_run, config.handlers, dict(os.environ))
         self._thread = threading.Thread(target=self._run, name="handlers", daemon=True)
 
+    def reconfigure(self, config: Config) -> None:
+        """After a reload: the next run takes its handler's new settings (the run in flight
+        finishes with the ones it started with)."""
+        ctx = self._ctx
+        self._ctx = RunContext(ctx.session, ctx.dry_run, config.handlers, ctx.env)
+        self.config = config
+
     def start(self) -> None:
         self._thread.start()
 
@@ -411,10 +433,11 @@ class Worker:
     def _run(self) -> None:
         while (item := self.jobs.get()) is not None:
             job, source_rule = item
-            spec = self.config.handlers.get(job.handler)
+            ctx = self._ctx  # one run, one configuration: a reload may replace it meanwhile
+            spec = ctx.handlers.get(job.handler)
             try:
                 result = (
-                    spec.run(job, self._ctx)
+                    spec.run(job, ctx)
                     if spec is not None
                     else Result(Outcome.GAVE_UP, "no such handler")
                 )

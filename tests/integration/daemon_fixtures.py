@@ -292,6 +292,52 @@ def api_stand_in_fixture() -> Iterator[str]:
         thread.join(5)
 
 
+class AlertReceiver:
+    """A 127.0.0.1 http.server standing in for Alertmanager: every POST /api/v2/alerts answers
+    200 and is kept with the time it arrived (monotonic)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[float, list[dict[str, Any]]]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with receiver._lock:
+                    receiver.posts.append((time.monotonic(), body))
+                self.send_response(200 if self.path == "/api/v2/alerts" else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def received(self, since: float = 0.0) -> list[tuple[float, list[dict[str, Any]]]]:
+        """The POSTs that arrived at or after `since` (monotonic), oldest first."""
+        with self._lock:
+            return [p for p in self.posts if p[0] >= since]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture(name="alert_receiver")
+def alert_receiver_fixture() -> Iterator[AlertReceiver]:
+    receiver = AlertReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
 # --- the daemon ----------------------------------------------------------------------------------
 
 

@@ -80,3 +80,20 @@ def test_systemd_unit_is_unknown_without_systemd() -> None:
         assert detail == "systemd is not running on this machine"
     else:  # a machine with systemd as PID 1 answers for real
         assert up in (UP, DOWN) and "restarts" in detail
+
+
+def test_reconfigure_forgets_removed_checks_and_announces_new_ones(
+    api: tuple[str, type[_Api]],
+) -> None:
+    url, _ = api
+    metrics = Metrics()
+    checker = HealthChecker((spec(url),), metrics)
+    checker.run_one(spec(url))
+    new = HealthCheckSpec("other", "http", 1_000_000, 2_000_000, url=url)
+    checker.reconfigure((new,))
+    sample = metrics.registry.get_sample_value
+    assert sample("aisha_monitor_health_up", {"check": "api"}) is None
+    assert sample("aisha_monitor_health_duration_seconds", {"check": "api"}) is None
+    assert sample("aisha_monitor_health_up", {"check": "other"}) == UNKNOWN
+    assert checker.results == {}
+    assert checker.checks == (new,)

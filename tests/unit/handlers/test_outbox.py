@@ -3,6 +3,7 @@ once, idempotency, stale events, rate limit, backoff, crash recovery and verific
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -447,3 +448,45 @@ def test_the_worker_runs_due_jobs_against_the_api(api: WebhookApi, tmp_path: Pat
         box.close()
     with pytest.raises(queue.Empty):
         worker.results.get_nowait()
+
+
+# --- a reload ------------------------------------------------------------------------------------
+
+
+def test_after_a_reload_the_worker_runs_with_the_new_handler_settings(
+    api: WebhookApi, tmp_path: Path
+) -> None:
+    before = load_config(None, env={"AISHA_API_URL": "http://127.0.0.1:9"})  # refused: port 9
+    after = load_config(None, env={"AISHA_API_URL": api.url.removesuffix(WEBHOOK_PATH)})
+    box = Box(before, tmp_path / "state", {"req-1": "{'request_id': 'req-1', 'status': 'OK'}"})
+    worker = Worker(before, dry_run=False)
+    worker.start()
+    try:
+        box.outbox.reconfigure(after)
+        worker.reconfigure(after)
+        box.enqueue([unknown_value("req-1", raw="OK")], T0)
+        for item in box.due(T0):
+            worker.jobs.put(item)
+        _, _, result = worker.results.get(timeout=10)  # a deadline, not a sleep
+        assert result.outcome == Outcome.REPLAYED, result
+        assert api.bodies == [{"request_id": "req-1", "status": "completed"}]
+    finally:
+        worker.stop()
+        box.close()
+
+
+def test_a_run_whose_handler_a_reload_removed_is_finished_not_retried(
+    box: Box, cfg: Config
+) -> None:
+    box.enqueue([unknown_value("req-1")], T0)
+    [item] = box.due(T0)
+    without = dataclasses.replace(
+        cfg, handlers={n: h for n, h in cfg.handlers.items() if n != REPLAY}
+    )
+    box.outbox.reconfigure(without)
+    events = box.apply(item, Result(Outcome.FAILED, "POST x: HTTP 503", retry=True), T0)
+    assert outcomes(events) == [("req-1", "gave_up")]
+    assert events[0].message.endswith("handler replay_webhook is no longer in the config")
+    assert box.row("req-1")["state"] == "done"
+    assert "req-1" not in box.outbox.watching
+    assert box.due(T0 + 3600 * S) == []
