@@ -90,7 +90,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.daemon.loop import Daemon, RunOptions  # the daemon's imports are for `run` only
+    from monitor import app  # the daemon's imports are for `run` only
+    from monitor.daemon.options import RunOptions
     from monitor.daemon.state import StateError
 
     config_path = _config_path(args.config)
@@ -106,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     try:
-        daemon = Daemon(config, opts)
+        daemon = app.build(config, opts)
     except StateError as e:
         print(f"aisha-monitor run: {e}", file=sys.stderr)
         return EXIT_STATE

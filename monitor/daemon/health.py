@@ -99,6 +99,13 @@ class HealthChecker:
             if idle and not self._stop.is_set():
                 self._thread.start()
 
+    def drain(self) -> list[Event]:
+        """The events of checks that changed state since the last call (main loop only)."""
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

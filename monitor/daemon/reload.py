@@ -1,0 +1,95 @@
+"""SIGHUP: load the config again and decide whether all of it can be applied. Refused, the old
+config keeps running whole: an invalid config, a change to a setting only a start applies, an
+unreadable token file, a journal that cannot be opened. Nothing here changes a running part:
+the loop applies what `prepare` returns in one step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.config.schema import Config, ConfigError, load_config
+from monitor.core.engine import Engine, engine_for
+from monitor.daemon.options import RunOptions, state_directory
+from monitor.journal.reader import JournalError, JournalSource
+from monitor.journal.source import fields_for
+
+
+class ReloadRefusedError(Exception):
+    """A config that this reload cannot apply; `problems` say why, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    config: Config
+    engine: Engine  # fresh: the loop restores the committed rule state into it
+    source: JournalSource | None  # a journal opened for the new config; None: the old serves
+    token: str | None
+
+
+OpenSource = Callable[[Config, Engine], JournalSource]
+
+
+def prepare(opts: RunOptions, current: Config, engine: Engine, open_source: OpenSource) -> Reloaded:
+    """The new config, checked against the running one; raises ReloadRefusedError."""
+    try:
+        config = load_config(opts.config_path)
+    except ConfigError as e:
+        raise ReloadRefusedError([str(p) for p in e.problems]) from e
+    restart_only = _restart_only(opts, current, config)
+    if restart_only:
+        raise ReloadRefusedError(restart_only)
+    token = reload_token(config)
+    fresh = daemon_engine(config)
+    source = None
+    if config.journal != current.journal or fields_for(fresh) != fields_for(engine):
+        # what is read changes (units, identifiers, directory, files, max_message_bytes, or a
+        # field only the new rules look at, such as PRIORITY or _HOSTNAME)
+        try:
+            source = open_source(config, fresh)
+        except (JournalError, OSError) as e:
+            raise ReloadRefusedError([f"{config.source}: journal: {e}"]) from e
+    return Reloaded(config, fresh, source, token)
+
+
+def daemon_engine(config: Config) -> Engine:
+    engine = engine_for(config)
+    engine.collect_ended = True  # replays are verified by their training's end line
+    return engine
+
+
+def _restart_only(opts: RunOptions, old: Config, config: Config) -> list[str]:
+    """Changes that only a start can apply: the state file is open, the HTTP socket bound,
+    and `journal.start` says where a start begins (a reload goes on from the committed
+    position). A setting overridden on the command line is not used, so not compared."""
+    listen = old.http.listen if opts.listen else config.http.listen  # --listen: not used
+    compared = {
+        "state.directory": (state_directory(opts, old), state_directory(opts, config)),
+        "http.listen": (old.http.listen, listen),
+        "journal.start": (old.journal.start, config.journal.start),
+    }
+    return [
+        f"{config.source}: {key}: changed from {a!r} to {b!r}, which only a start applies: "
+        "restart the daemon (the old config keeps running until then)"
+        for key, (a, b) in compared.items()
+        if a != b
+    ]
+
+
+def reload_token(config: Config) -> str | None:
+    """The token file is read again at each reload: a token can change without its path."""
+    try:
+        return read_token(config.http.token_file)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReloadRefusedError([f"{config.source}: http.token_file: cannot read it: {e}"]) from e
+
+
+def read_token(path: str | None) -> str | None:
+    if not path:
+        return None
+    return Path(path).read_text(encoding="utf-8").strip()

@@ -1,0 +1,159 @@
+"""What HTTP shows (/api/v1/state, /api/v1/events, /healthz, /readyz, the status page): the
+main loop publishes a `Snapshot` after each commit and a `LoopState` every round; the HTTP
+threads read those, never the engine, the store or the loop's own objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor import __version__
+from monitor.config.schema import Config
+from monitor.core.clock import Clock
+from monitor.core.engine import Engine
+from monitor.core.model import format_time, us_to_datetime
+from monitor.daemon.alerts import AlertBook
+from monitor.daemon.health import HealthChecker
+from monitor.daemon.outbox import Outbox
+from monitor.daemon.state import Position
+
+HEALTHY_WITHIN_S = 30.0  # /healthz: the loop went round within this
+SHOWN_PAIRS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The committed state as the API shows it (ages are computed when it is asked for)."""
+
+    journal: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    open_pairs: tuple[dict[str, Any], ...] = ()
+    alerts: tuple[dict[str, Any], ...] = ()
+    handler_queue: dict[str, Any] = field(default_factory=dict)
+    open_total: dict[str, int] = field(default_factory=dict)
+    stalled_total: dict[str, int] = field(default_factory=dict)
+    rules: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(slots=True)
+class LoopState:
+    """Set by the main loop every round; read by /healthz and /readyz."""
+
+    last_round: float  # monotonic
+    caught_up: bool = False
+    lag_s: float = 0.0
+    source_open: bool = False
+    stopping: bool = False
+    write_refused: bool = False
+
+
+def snapshot(
+    engine: Engine,
+    position: Position,
+    book: AlertBook,
+    outbox: Outbox,
+    config: Config,
+    reload_problems: list[str],
+) -> Snapshot:
+    """Built by the main loop after a commit, from what it owns (called under no lock)."""
+    pairs, open_total, stalled_total = [], {}, {}
+    for rule in engine.rules:
+        held = rule.open_items(SHOWN_PAIRS)
+        if held is None:
+            continue
+        name = rule.base.name
+        open_total[name], stalled_total[name] = held.total, held.stalled
+        pairs += [
+            {"rule": name, "key": item.key, "stalled": item.stalled, "labels": dict(item.labels),
+             "started": format_time(us_to_datetime(item.start_us)), "start_us": item.start_us}
+            for item in held.first
+        ]  # fmt: skip
+    specs = config.alerting.alerts
+    alerts = tuple(
+        {"alertname": a.alertname, "severity": a.severity, "rule": a.rule, "keys": list(a.keys),
+         "since": format_time(us_to_datetime(a.starts_us)),
+         "summary": specs[a.alertname].summary if a.alertname in specs else ""}
+        for a in book.sendable() if a.keys
+    )  # fmt: skip
+    return Snapshot(
+        journal=_journal(position),
+        config={
+            "source": config.source,
+            "last_reload_ok": not reload_problems,
+            "problems": list(reload_problems),
+        },
+        open_pairs=tuple(sorted(pairs, key=lambda p: (not p["stalled"], p["started"]))),
+        alerts=alerts,
+        handler_queue={"open": outbox.queue_size(), "recent": outbox.recent(20)},
+        open_total=open_total,
+        stalled_total=stalled_total,
+        rules=tuple(
+            {
+                "name": r.base.name,
+                "type": r.base.type,
+                "severity": str(r.base.severity),
+                "counters": r.counters(),
+            }
+            for r in engine.rules
+        ),
+    )
+
+
+def _journal(position: Position) -> dict[str, Any]:
+    last = position.realtime_us
+    return {
+        "entries": sum(position.unit_entries.values()),
+        "by_unit": dict(position.unit_entries),
+        "last_entry_time": format_time(us_to_datetime(last)) if last else None,
+    }
+
+
+class StateView:
+    """The HTTP backend's questions, answered from what the loop published."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        health: HealthChecker,
+        recent: Callable[[int], list[dict[str, Any]]],
+    ) -> None:
+        self.clock = clock
+        self.health = health
+        self.events = recent
+        self.started = clock.monotonic()
+        self.current = Snapshot()  # replaced whole by the loop: a reader sees one or the other
+        self.loop = LoopState(clock.monotonic())
+
+    def state(self) -> dict[str, Any]:
+        now_us, snap = self.clock.now_us(), self.current
+        pairs = [
+            {**{k: v for k, v in p.items() if k != "start_us"},
+             "age_seconds": max(0.0, (now_us - p["start_us"]) / 1e6)}
+            for p in snap.open_pairs
+        ]  # fmt: skip
+        return {
+            "generated_at": format_time(us_to_datetime(now_us)),
+            "version": __version__,
+            "uptime_seconds": round(self.clock.monotonic() - self.started, 1),
+            "journal": {
+                **snap.journal,
+                "lag_seconds": self.loop.lag_s,
+                "caught_up": self.loop.caught_up,
+            },
+            "config": dict(snap.config),
+            "open_pairs": pairs,
+            "alerts": list(snap.alerts),
+            "handler_queue": dict(snap.handler_queue),
+            "open_total": dict(snap.open_total),
+            "stalled_total": dict(snap.stalled_total),
+            "health": [r.to_json() for r in list(self.health.results.values())],
+            "rules": list(snap.rules),
+        }
+
+    def healthy(self) -> bool:
+        return self.clock.monotonic() - self.loop.last_round < HEALTHY_WITHIN_S
+
+    def ready(self) -> bool:
+        loop = self.loop
+        return loop.source_open and not loop.stopping and not loop.write_refused
