@@ -297,7 +297,10 @@ class Daemon:
                 events += self.engine.tick(now_us - TICK_GRACE_US)
             self._was_caught_up = self.caught_up
             events += self._drain_health()
-            events += self._handler_events(events, now_us)
+            # a replay's verify_within, like a rule's deadline, runs on journal time while
+            # catching up: an end line logged in time and not read yet is not missed
+            read_to_us = now_us - TICK_GRACE_US if self.caught_up else last_us
+            events += self._handler_events(events, now_us, read_to_us)
             if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
                 self._pruned = time.monotonic()
                 self.outbox.prune(now_us)
@@ -451,13 +454,14 @@ class Daemon:
         )
         stuck.then()
 
-    def _handler_events(self, events: list[Event], now_us: int) -> list[Event]:
-        """Workers' results, verifications and new jobs: events of their own (under the lock)."""
+    def _handler_events(self, events: list[Event], now_us: int, read_to_us: int) -> list[Event]:
+        """Workers' results, verifications (the journal read up to `read_to_us`) and new jobs:
+        events of their own (under the lock)."""
         out, self._pending_events = self._pending_events, []
         while not self.worker.results.empty():
             job, source_rule, result = self.worker.results.get_nowait()
             out += self.outbox.apply(job, source_rule, result, now_us)
-        out += self.outbox.verify(self.engine.take_ended(), events, now_us)
+        out += self.outbox.verify(self.engine.take_ended(), events, read_to_us)
         out += self.outbox.enqueue(events, now_us, self._payload_of)
         return out
 

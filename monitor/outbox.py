@@ -162,10 +162,13 @@ class Outbox:
                 self.watching[key] = _Watch(job_id, handler, source_rule)
 
     def verify(
-        self, ended: list[tuple[str, str, int]], events: list[Event], now_us: int
+        self, ended: list[tuple[str, str, int]], events: list[Event], read_to_us: int
     ) -> list[Event]:
         """Replays whose training ended are verified; another unknown status for the same
-        request, or the deadline passing, fails them."""
+        request, or the deadline passing, fails them. A deadline passes once the journal has
+        been read up to it (`read_to_us`: the daemon gives the time of the last entry read while
+        it catches up, the wall clock once caught up): an end line logged in time but not read
+        yet, after a restart or under a backlog, still verifies."""
         out = []
         for _rule, key, t in ended:
             w = self.watching.pop(key, None)
@@ -199,7 +202,7 @@ class Outbox:
                     )
                 )
         for key, w in list(self.watching.items()):
-            if w.deadline_us is not None and w.deadline_us <= now_us:
+            if w.deadline_us is not None and w.deadline_us <= read_to_us:
                 del self.watching[key]
                 out.append(
                     self._finish(
