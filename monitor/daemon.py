@@ -499,7 +499,11 @@ class Daemon:
                 extra = {"alerts": self.book.snapshot()}
                 self.store.commit(self.position, self.engine, events, extra, self.outbox.take_ops())
             except StateWriteError as e:
-                log.error("%s: these runs are reported as interrupted at the next start", e)
+                log.error(
+                    "%s: these runs are taken up at the next start (never run again: a replay "
+                    "is verified against the journal, any other run reported interrupted)",
+                    e,
+                )
                 return
             self._dispatch(events)
 

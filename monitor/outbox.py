@@ -3,9 +3,15 @@ neither loses a pending run nor repeats a finished one.
 
 Only the main loop writes it, inside its batch transaction: it enqueues jobs (idempotency key
 unique), marks a job `running` and commits BEFORE a worker thread sees it (so a run interrupted
-by a crash is reported, never repeated: at most once), applies the workers' results, and
-verifies replays against the journal (the watch is armed when the job is queued, before the
-POST: the API may log the completion before its response arrives)."""
+by a crash is never repeated: at most once), applies the workers' results, and verifies replays
+against the journal (the watch is armed when the job is queued, before the POST: the API may
+log the completion before its response arrives).
+
+A run a crash interrupted is taken up at the next start. When the handler's success shows in
+the journal (a replay: its training's end line), the run may or may not have got through, and
+the journal tells: the job goes on to be verified like a replay whose POST went unanswered
+(`replayed`, then `verified` or `verify_failed`), since the daemon reads on from its last
+committed entry and so still meets the end line. Any other is reported `interrupted`."""
 
 from __future__ import annotations
 
@@ -71,30 +77,55 @@ class Outbox:
     # --- start-up ------------------------------------------------------------------------------
 
     def recover(self, now_us: int) -> list[Event]:
-        """After a restart: runs that were in flight are reported, not repeated; replays still
-        being verified are watched again."""
-        events = []
+        """After a restart: runs that were in flight are not repeated; replays among them are
+        verified from now on, the others reported. Replays pending or still being verified are
+        watched again."""
         rows = self.db.execute(
             "SELECT id, handler, key, source_rule FROM jobs WHERE state = ?", (RUNNING,)
         )
-        for job_id, handler, key, source_rule in rows.fetchall():
-            detail = (
-                "the daemon stopped during this run; not repeated (it may or may not have happened)"
-            )
-            events.append(
-                self._finish(job_id, handler, key, source_rule, Outcome.INTERRUPTED, detail, now_us)
-            )
+        events = [
+            self._recover_run(job_id, handler, key, source_rule, now_us)
+            for job_id, handler, key, source_rule in rows.fetchall()
+        ]
         rows = self.db.execute(
             "SELECT id, handler, key, source_rule, state, verify_deadline_us FROM jobs "
             "WHERE state IN (?, ?)",
             (PENDING, VERIFYING),
         )
         for job_id, handler, key, source_rule, state, deadline in rows.fetchall():
-            if isinstance(self.config.handlers.get(handler), ReplayWebhookSpec):
+            spec = self.config.handlers.get(handler)
+            # a run just taken up keeps its watch: it may be the one that reached the API
+            if key not in self.watching and _verify_within_us(spec) is not None:
                 self.watching[key] = _Watch(
                     job_id, handler, source_rule, deadline if state == VERIFYING else None
                 )
         return events
+
+    def _recover_run(
+        self, job_id: int, handler: str, key: str, source_rule: str, now_us: int
+    ) -> Event:
+        """A run the daemon stopped in: verified when its success shows in the journal (it may
+        have happened), else `interrupted`. Never run again (at most once)."""
+        spec = self.config.handlers.get(handler)
+        within = _verify_within_us(spec)
+        # a dry run sent nothing: there is nothing to verify
+        if within is None or spec is None or self.dry_run or spec.common.dry_run:
+            detail = (
+                "the daemon stopped during this run; not repeated (it may or may not have happened)"
+            )
+            return self._finish(
+                job_id, handler, key, source_rule, Outcome.INTERRUPTED, detail, now_us
+            )
+        deadline = now_us + within
+        detail = (
+            "the daemon stopped during this run; not repeated (it may or may not have reached"
+            " the service): verifying against the journal"
+        )
+        self._update(
+            job_id, VERIFYING, Outcome.REPLAYED, detail, now_us, verify_deadline_us=deadline
+        )
+        self.watching[key] = _Watch(job_id, handler, source_rule, deadline)
+        return _event(now_us, source_rule, key, handler, Outcome.REPLAYED, detail)
 
     # --- what the main loop calls inside a batch -----------------------------------------------
 
@@ -156,9 +187,8 @@ class Outbox:
             "SELECT id, handler, key, source_rule FROM jobs WHERE state = ?", (PENDING,)
         )
         for job_id, handler, key, source_rule in rows.fetchall():
-            if key not in self.watching and isinstance(
-                self.config.handlers.get(handler), ReplayWebhookSpec
-            ):
+            spec = self.config.handlers.get(handler)
+            if key not in self.watching and _verify_within_us(spec) is not None:
                 self.watching[key] = _Watch(job_id, handler, source_rule)
 
     def verify(
@@ -227,10 +257,11 @@ class Outbox:
             ]
         spec = self.config.handlers[job.handler]
         outcome, detail = result.outcome, result.detail
-        if outcome == Outcome.REPLAYED and isinstance(spec, ReplayWebhookSpec):
+        within = _verify_within_us(spec)
+        if outcome == Outcome.REPLAYED and within is not None:
             w = self.watching.get(job.key)
             if w is not None and w.job_id == job.id:
-                w.deadline_us = now_us + spec.verify_within_us
+                w.deadline_us = now_us + within
                 self._update(
                     job.id, VERIFYING, outcome, detail, now_us, verify_deadline_us=w.deadline_us
                 )
@@ -365,6 +396,13 @@ class Outbox:
         return _event(when_us, source_rule, key, handler, outcome, detail)
 
 
+def _verify_within_us(spec: HandlerSpec | None) -> int | None:
+    """How long a run of this handler may take to show its success in the journal (a replay:
+    its training's end line), or None for a handler whose success does not show there. Such a
+    run is watched from the moment it is queued, and verified even when a crash cut it short."""
+    return spec.verify_within_us if isinstance(spec, ReplayWebhookSpec) else None
+
+
 def _wants(spec: HandlerSpec, event: dict[str, Any]) -> str | None:
     wants = getattr(spec, "wants", None)
     if wants is not None:
@@ -404,8 +442,8 @@ class Worker:
 
     def join(self, deadline: float) -> None:
         """Wait for the run in flight until `deadline` (monotonic). One still going is left to
-        die with the process (a daemon thread): reported as interrupted at the next start,
-        never repeated."""
+        die with the process (a daemon thread): taken up at the next start (a replay is
+        verified against the journal, any other run reported interrupted), never repeated."""
         if self._thread.is_alive():
             self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
