@@ -128,7 +128,9 @@ def parse_secret(view: View, key: str) -> tuple[str | None, str | None]:
 class Outcome(enum.StrEnum):
     """What became of a handler run (the `outcome` label of `handler` events and metrics)."""
 
-    REPLAYED = "replayed"  # the webhook was re-delivered; verification follows
+    # the webhook was re-delivered, or may have been (no answer in time, or the daemon stopped
+    # during the POST): verification follows, and the journal tells
+    REPLAYED = "replayed"
     VERIFIED = "verified"  # the service then finished the training
     VERIFY_FAILED = (
         "verify_failed"  # it did not, within verify_within (or reported it unknown again)
@@ -139,7 +141,9 @@ class Outcome(enum.StrEnum):
     GAVE_UP = "gave_up"  # failed max_attempts times, or failed in a way a retry cannot fix
     SKIPPED_STALE = "skipped_stale"  # the event was older than max_event_age
     DRY_RUN = "dry_run"  # --dry-run: logged what it would do, sent nothing
-    INTERRUPTED = "interrupted"  # the daemon stopped mid-run: not repeated (at most once)
+    # the daemon stopped mid-run, and the journal cannot tell whether the run happened (a
+    # replay's can: it is verified instead): not repeated (at most once)
+    INTERRUPTED = "interrupted"
 
 
 FINAL = frozenset(

@@ -43,14 +43,16 @@ class Jobs:
         ended: list[tuple[str, str, int]],
         payloads: Payloads,
         now_us: int,
+        read_to_us: int,
     ) -> list[Event]:
-        """Workers' results, verifications (by the pair ends of this batch) and new jobs for
-        this batch's events, as events of their own (the outbox queues their statements)."""
+        """Workers' results, verifications (by the pair ends of this batch, the journal read
+        up to `read_to_us`) and new jobs for this batch's events, as events of their own (the
+        outbox queues their statements)."""
         out, self._pending = self._pending, []
         while not self.worker.results.empty():
             job, source_rule, result = self.worker.results.get_nowait()
             out += self.outbox.apply(job, source_rule, result, now_us)
-        out += self.outbox.verify(ended, list(events), now_us)
+        out += self.outbox.verify(ended, list(events), read_to_us)
         out += self.outbox.enqueue(list(events), now_us, payloads.payload)
         if self.clock.monotonic() - self._pruned >= PRUNE_EVERY_S:
             self._pruned = self.clock.monotonic()

@@ -195,8 +195,11 @@ class Daemon:
             events += p.engine.tick(now_us - TICK_GRACE_US)
         self._was_caught_up = self.caught_up
         events += p.health.drain()
-        payloads = Payloads(p.engine.keyed)
-        events += p.jobs.events(events, p.engine.take_ended(), payloads, now_us)
+        # a replay's verify_within, like a rule's deadline, runs on journal time while
+        # catching up: an end line logged in time and not read yet is not missed
+        read_to_us = now_us - TICK_GRACE_US if self.caught_up else batch.last_us
+        ended, payloads = p.engine.take_ended(), Payloads(p.engine.keyed)
+        events += p.jobs.events(events, ended, payloads, now_us, read_to_us)
         p.book.apply(events, now_us)
         expired = p.book.expire(now_us)
         if not batch.read and not events and not expired and not p.jobs.outbox.has_ops():
@@ -257,7 +260,10 @@ class Daemon:
         if p.committer.commit(p.position, p.engine, events, extra, ops, lambda: None):
             p.effects.dispatch(events)
         else:
-            log.error("these runs are reported as interrupted at the next start")
+            log.error(
+                "these runs are taken up at the next start (never run again: a replay is "
+                "verified against the journal, any other run reported interrupted)"
+            )
 
     def _set_lag(self, seconds: float) -> None:
         self.lag_s = seconds

@@ -3,9 +3,15 @@ neither loses a pending run nor repeats a finished one.
 
 Only the main loop writes it, inside its batch transaction: it enqueues jobs (idempotency key
 unique), marks a job `running` and commits BEFORE a worker thread sees it (so a run interrupted
-by a crash is reported, never repeated: at most once), applies the workers' results, and
-verifies replays against the journal (the watch is armed when the job is queued, before the
-POST: the API may log the completion before its response arrives)."""
+by a crash is never repeated: at most once), applies the workers' results, and verifies replays
+against the journal (the watch is armed when the job is queued, before the POST: the API may
+log the completion before its response arrives).
+
+A run a crash interrupted is taken up at the next start. When the handler's success shows in
+the journal (a replay: its training's end line), the run may or may not have got through, and
+the journal tells: the job goes on to be verified like a replay whose POST went unanswered
+(`replayed`, then `verified` or `verify_failed`), since the daemon reads on from its last
+committed entry and so still meets the end line. Any other is reported `interrupted`."""
 
 from __future__ import annotations
 
@@ -76,30 +82,54 @@ class Outbox:
     # --- start-up ------------------------------------------------------------------------------
 
     def recover(self, now_us: int) -> list[Event]:
-        """After a restart: runs that were in flight are reported, not repeated; replays still
-        being verified are watched again."""
-        events = []
+        """After a restart: runs that were in flight are not repeated; replays among them are
+        verified from now on, the others reported. Replays pending or still being verified are
+        watched again."""
         rows = self.db.execute(
             "SELECT id, handler, key, source_rule FROM jobs WHERE state = ?", (RUNNING,)
         )
-        for job_id, handler, key, source_rule in rows.fetchall():
-            detail = (
-                "the daemon stopped during this run; not repeated (it may or may not have happened)"
-            )
-            events.append(
-                self._finish(job_id, handler, key, source_rule, Outcome.INTERRUPTED, detail, now_us)
-            )
+        events = [
+            self._recover_run(job_id, handler, key, source_rule, now_us)
+            for job_id, handler, key, source_rule in rows.fetchall()
+        ]
         rows = self.db.execute(
             "SELECT id, handler, key, source_rule, state, verify_deadline_us FROM jobs "
             "WHERE state IN (?, ?)",
             (PENDING, VERIFYING),
         )
         for job_id, handler, key, source_rule, state, deadline in rows.fetchall():
-            if self._verified(handler):
+            # a run just taken up keeps its watch: it may be the one that reached the API
+            if key not in self.watching and self._verify_within_us(handler) is not None:
                 self.watching[key] = _Watch(
                     job_id, handler, source_rule, deadline if state == VERIFYING else None
                 )
         return events
+
+    def _recover_run(
+        self, job_id: int, handler: str, key: str, source_rule: str, now_us: int
+    ) -> Event:
+        """A run the daemon stopped in: verified when its success shows in the journal (it may
+        have happened), else `interrupted`. Never run again (at most once)."""
+        spec = self.config.handlers.get(handler)
+        within = self._verify_within_us(handler)
+        # a dry run sent nothing: there is nothing to verify
+        if within is None or spec is None or self.dry_run or spec.common.dry_run:
+            detail = (
+                "the daemon stopped during this run; not repeated (it may or may not have happened)"
+            )
+            return self._finish(
+                job_id, handler, key, source_rule, Outcome.INTERRUPTED, detail, now_us
+            )
+        deadline = now_us + within
+        detail = (
+            "the daemon stopped during this run; not repeated (it may or may not have reached"
+            " the service): verifying against the journal"
+        )
+        self._update(
+            job_id, VERIFYING, Outcome.REPLAYED, detail, now_us, verify_deadline_us=deadline
+        )
+        self.watching[key] = _Watch(job_id, handler, source_rule, deadline)
+        return _event(now_us, source_rule, key, handler, Outcome.REPLAYED, detail)
 
     # --- what the main loop calls inside a batch -----------------------------------------------
 
@@ -166,14 +196,17 @@ class Outbox:
             "SELECT id, handler, key, source_rule FROM jobs WHERE state = ?", (PENDING,)
         )
         for job_id, handler, key, source_rule in rows.fetchall():
-            if key not in self.watching and self._verified(handler):
+            if key not in self.watching and self._verify_within_us(handler) is not None:
                 self.watching[key] = _Watch(job_id, handler, source_rule)
 
     def verify(
-        self, ended: list[tuple[str, str, int]], events: list[Event], now_us: int
+        self, ended: list[tuple[str, str, int]], events: list[Event], read_to_us: int
     ) -> list[Event]:
         """Replays whose training ended are verified; another unknown status for the same
-        request, or the deadline passing, fails them."""
+        request, or the deadline passing, fails them. A deadline passes once the journal has
+        been read up to it (`read_to_us`: the daemon gives the time of the last entry read while
+        it catches up, the wall clock once caught up): an end line logged in time but not read
+        yet, after a restart or under a backlog, still verifies."""
         out = []
         for _rule, key, t in ended:
             w = self.watching.pop(key, None)
@@ -207,7 +240,7 @@ class Outbox:
                     )
                 )
         for key, w in list(self.watching.items()):
-            if w.deadline_us is not None and w.deadline_us <= now_us:
+            if w.deadline_us is not None and w.deadline_us <= read_to_us:
                 del self.watching[key]
                 out.append(
                     self._finish(
@@ -338,10 +371,13 @@ class Outbox:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _verified(self, handler: str) -> bool:
-        """Whether the handler's success shows in the journal (its runs are watched)."""
+    def _verify_within_us(self, handler: str) -> int | None:
+        """How long a run of this handler may take to show its success in the journal (a
+        replay: its training's end line), or None for a handler whose success does not show
+        there. Such a run is watched from the moment it is queued, and verified even when a
+        crash cut it short."""
         spec = self.config.handlers.get(handler)
-        return spec is not None and spec.verification_window_us() is not None
+        return spec.verification_window_us() if spec is not None else None
 
     def _update(
         self,
@@ -425,8 +461,8 @@ class Worker:
 
     def join(self, deadline: float) -> None:
         """Wait for the run in flight until `deadline` (monotonic). One still going is left to
-        die with the process (a daemon thread): reported as interrupted at the next start,
-        never repeated."""
+        die with the process (a daemon thread): taken up at the next start (a replay is
+        verified against the journal, any other run reported interrupted), never repeated."""
         if self._thread.is_alive():
             self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
 

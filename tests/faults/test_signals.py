@@ -196,7 +196,10 @@ def test_sigterm_with_slow_peers_exits_within_5_s(
     api = stand_ins(mode="slow")
     am = stand_ins(mode="slow")
     d = make_daemon(env={"AISHA_API_URL": api.url, "ALERTMANAGER_URL": am.url})
-    tune(d.config, lambda data: data["handlers"]["replay_webhook"].update(timeout="20s"))
+    tune(
+        d.config,
+        lambda data: data["handlers"]["replay_webhook"].update(timeout="20s", verify_within="2s"),
+    )
     d.start()
     lj.send([
         lj.app("[WEBHOOK BACKGROUND] Начинаем обработку sl-1, статус: COMPLETED", pid=4601),
@@ -209,9 +212,9 @@ def test_sigterm_with_slow_peers_exits_within_5_s(
     print(f"\nSIGTERM with slow peers: exit {rc} after {took:.1f} s")
     assert rc == 0
     assert took < STOP_BOUND_S, f"{took:.1f} s to exit"
-    d.start()  # the replay cut short is reported, never POSTed again
-    wait_for(lambda: "interrupted" in handler_outcomes(d, "sl-1"), 20, "sl-1 interrupted")
+    d.start()  # the replay cut short is verified, never POSTed again: no end line came
+    wait_for(lambda: "verify_failed" in handler_outcomes(d, "sl-1"), 20, "sl-1 verify_failed")
     wait_loop_rounds(d)
-    assert handler_outcomes(d, "sl-1") == ["interrupted"]
+    assert handler_outcomes(d, "sl-1") == ["replayed", "verify_failed"]
     assert [r.json()["request_id"] for r in api.requests] == ["sl-1"]
     assert d.stop(timeout=15) == 0

@@ -14,6 +14,7 @@ import pytest
 from handlers.base import Job, Outcome, Result
 from monitor.config.schema import Config, load_config
 from monitor.core.model import Event, EventKind, Severity
+from monitor.daemon.alerts import AlertBook
 from monitor.daemon.outbox import Outbox, Worker
 from monitor.daemon.state import StateStore
 from tests.helpers import T0, S
@@ -105,6 +106,10 @@ def box(make_box: Callable[..., Box]) -> Box:
 def outcomes(events: list[Event]) -> list[tuple[str | None, str]]:
     assert all(e.kind == EventKind.HANDLER for e in events)
     return [(e.key, e.labels["outcome"]) for e in events]
+
+
+def firing_keys(book: AlertBook) -> dict[str, list[str]]:
+    return {a.alertname: list(a.keys) for a in book.sendable() if a.keys}
 
 
 def replayed(detail: str = "POST …: HTTP 200") -> Result:
@@ -306,10 +311,11 @@ def test_a_run_interrupted_by_a_crash_is_reported_never_repeated(
     make_box: Callable[..., Box],
 ) -> None:
     before = make_box()
-    before.enqueue([unknown_value("req-run"), unknown_value("req-wait")], T0)
+    # provider_status: nothing in the journal tells whether its run happened
+    before.enqueue([stalled("req-run"), stalled("req-wait")], T0)
     [running, waiting] = before.due(T0)
     assert (running[0].key, waiting[0].key) == ("req-run", "req-wait")
-    before.apply(waiting, Result(Outcome.FAILED, "POST x: HTTP 503", retry=True), T0)
+    before.apply(waiting, Result(Outcome.FAILED, "queue status: HTTP 503", retry=True), T0)
     before.close()  # the process dies here: req-run is `running`, req-wait pending (backoff)
 
     after = make_box()
@@ -318,10 +324,10 @@ def test_a_run_interrupted_by_a_crash_is_reported_never_repeated(
     assert outcomes(events) == [("req-run", "interrupted")]
     assert events[0].severity == Severity.WARNING
     assert "not repeated" in events[0].message
-    assert after.row("req-run")["state"] == "done"
-    assert after.row("req-run")["outcome"] == "interrupted"
-    # the pending one survives the restart, is watched again and runs when due
-    assert set(after.outbox.watching) == {"req-wait"}
+    assert after.row("req-run", PROVIDER)["state"] == "done"
+    assert after.row("req-run", PROVIDER)["outcome"] == "interrupted"
+    assert after.outbox.watching == {}  # its success does not show in the journal
+    # the pending one survives the restart and runs when due
     [(job, _)] = after.due(T0 + 2 * MIN)
     assert (job.key, job.attempt) == ("req-wait", 2)
     assert after.due(T0 + 3600 * S) == []
@@ -329,6 +335,93 @@ def test_a_run_interrupted_by_a_crash_is_reported_never_repeated(
     after.close()
     again = make_box().outbox.recover(T0 + 3 * MIN)
     assert outcomes(again) == [("req-wait", "interrupted")]
+
+
+def test_a_replay_interrupted_by_a_crash_is_verified_never_repeated(
+    make_box: Callable[..., Box],
+) -> None:
+    before = make_box()
+    before.enqueue([unknown_value("req-ok"), unknown_value("req-lost")], T0)
+    assert [j.key for j, _ in before.due(T0)] == ["req-ok", "req-lost"]
+    before.close()  # the process dies with both POSTs in flight
+
+    after = make_box()
+    events = after.outbox.recover(T0 + MIN)
+    after.commit()
+    assert outcomes(events) == [("req-ok", "replayed"), ("req-lost", "replayed")]
+    assert "the daemon stopped during this run" in events[0].message
+    assert "verifying against the journal" in events[0].message
+    assert events[0].severity == Severity.INFO  # not final: verified or verify_failed follows
+    for key in ("req-ok", "req-lost"):
+        row = after.row(key)
+        assert (row["state"], row["deadline"], row["attempts"]) == ("verifying", T0 + 3 * MIN, 1)
+    assert after.due(T0 + 3600 * S) == []  # at most once: never POSTed again
+    # the journal, read on from the last committed entry, holds req-ok's end line
+    events = after.verify([("training_stalled", "req-ok", T0 + MIN + S)], [], T0 + MIN + S)
+    assert outcomes(events) == [("req-ok", "verified")]
+    assert (after.row("req-ok")["state"], after.row("req-ok")["outcome"]) == ("done", "verified")
+    assert after.verify([], [], T0 + 3 * MIN - 1) == []
+    events = after.verify([], [], T0 + 3 * MIN)  # verify_within (2m) after the restart
+    assert outcomes(events) == [("req-lost", "verify_failed")]
+    assert events[0].severity == Severity.CRITICAL
+    assert "no end line within verify_within" in events[0].message
+    row = after.row("req-lost")
+    assert (row["state"], row["outcome"]) == ("done", "verify_failed")
+    after.close()
+    assert make_box().outbox.recover(T0 + 4 * MIN) == []  # each reported once
+
+
+def test_an_interrupted_replay_raises_the_fallback_alert_only_when_its_verification_fails(
+    make_box: Callable[..., Box], cfg: Config
+) -> None:
+    before = make_box()
+    before.enqueue([unknown_value("req-ok"), unknown_value("req-lost")], T0)
+    before.due(T0)
+    before.close()
+    after = make_box()
+    book = AlertBook(cfg)
+    book.apply([unknown_value("req-ok"), unknown_value("req-lost")], T0)
+    book.apply(after.outbox.recover(T0 + MIN), T0 + MIN)
+    assert firing_keys(book) == {"AishaUnknownWebhookStatus": ["req-ok", "req-lost"]}
+    after.commit()
+    book.apply(after.verify([("training_stalled", "req-ok", T0 + MIN)], [], T0 + MIN), T0 + MIN)
+    assert firing_keys(book) == {"AishaUnknownWebhookStatus": ["req-lost"]}  # healed
+    book.apply(after.verify([], [], T0 + 3 * MIN), T0 + 3 * MIN)
+    assert firing_keys(book) == {
+        "AishaUnknownWebhookStatus": ["req-lost"],
+        "AishaFallbackFailed": ["req-lost"],
+    }
+
+
+def test_a_replay_verified_before_the_crash_is_not_taken_up_again(
+    make_box: Callable[..., Box],
+) -> None:
+    before = make_box()
+    before.enqueue([unknown_value("req-1")], T0)
+    before.due(T0)
+    # the end line was read and committed while the POST still waited for its answer
+    assert outcomes(before.verify([("training_stalled", "req-1", T0 + S)], [], T0 + S)) == [
+        ("req-1", "verified")
+    ]
+    before.close()  # then the process died
+
+    after = make_box()
+    assert after.outbox.recover(T0 + MIN) == []
+    assert (after.row("req-1")["state"], after.row("req-1")["outcome"]) == ("done", "verified")
+    assert after.outbox.watching == {}
+
+
+def test_a_dry_run_interrupted_by_a_crash_is_reported_not_verified(
+    make_box: Callable[..., Box],
+) -> None:
+    before = make_box()
+    before.enqueue([unknown_value("req-1")], T0)
+    before.due(T0)
+    before.close()
+    after = make_box()
+    after.outbox.dry_run = True  # it sends nothing: there is nothing to verify
+    assert outcomes(after.outbox.recover(T0 + MIN)) == [("req-1", "interrupted")]
+    assert after.outbox.watching == {}
 
 
 def test_a_replay_being_verified_is_watched_again_after_a_restart(
