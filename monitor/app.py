@@ -15,13 +15,15 @@ from monitor.daemon.effects import RECENT_EVENTS, Effects
 from monitor.daemon.health import HealthChecker
 from monitor.daemon.httpserver import Backend, HttpServer
 from monitor.daemon.jobs import Jobs
-from monitor.daemon.loop import Daemon, Parts, handler_outcomes
+from monitor.daemon.loop import Daemon
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.options import RunOptions, listen_address, state_directory
-from monitor.daemon.outbox import Outbox, Worker
+from monitor.daemon.outbox import Outbox
+from monitor.daemon.parts import Parts
 from monitor.daemon.reload import daemon_engine, read_token
 from monitor.daemon.state import StateError, StateStore, recovery
 from monitor.daemon.view import StateView
+from monitor.daemon.worker import Worker
 
 
 def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemon:
@@ -41,10 +43,10 @@ def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemo
         ) from e
     book = AlertBook(config)
     book.restore(store.meta("alerts") or [])
-    outbox = Outbox(config, store.db, dry_run=opts.dry_run)
-    jobs = Jobs(outbox, Worker(config, opts.dry_run), outbox.recover(clock.now_us()), clock)
-    handler_outcomes(metrics, config)
-    health = HealthChecker(config.health_checks, metrics)
+    outbox = Outbox(config, store.db, dry_run=opts.dry_run, clock=clock)
+    jobs = Jobs(outbox, Worker(config, opts.dry_run, clock), outbox.recover(clock.now_us()), clock)
+    metrics.declare_handlers(config.handlers)
+    health = HealthChecker(config.health_checks, metrics, clock)
     effects_recent = store.recent_events(RECENT_EVENTS)
     view = StateView(clock, health, lambda limit: effects.recent(limit))
     backend = Backend(
@@ -56,7 +58,7 @@ def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemo
         read_token(config.http.token_file),
     )
     http = HttpServer(listen_address(opts, config), backend)
-    alerter = Alerter(config.alerting, metrics, f"http://{http.address}/")
+    alerter = Alerter(config.alerting, metrics, f"http://{http.address}/", clock)
     effects = Effects(metrics, alerter, effects_recent)
     effects.publish(engine, position, config.journal.units)
     metrics.reload_ok.set(1)

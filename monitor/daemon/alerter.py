@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from monitor.config.schema import AlertingConfig
+from monitor.core.clock import Clock, SystemClock
 from monitor.core.model import format_time, us_to_datetime
 from monitor.daemon.alerts import SHOWN_KEYS, Sendable
 from monitor.daemon.metrics import Metrics
@@ -38,10 +38,17 @@ class _Target:
 
 
 class Alerter:
-    def __init__(self, cfg: AlertingConfig, metrics: Metrics, generator_url: str) -> None:
+    def __init__(
+        self,
+        cfg: AlertingConfig,
+        metrics: Metrics,
+        generator_url: str,
+        clock: Clock | None = None,
+    ) -> None:
         self.cfg = cfg
         self.metrics = metrics
         self.generator_url = generator_url
+        self.clock = clock or SystemClock()
         self._targets = [_Target(u.rstrip("/") + "/api/v2/alerts") for u in cfg.alertmanager_urls]
         self._lock = threading.Lock()
         self._published: tuple[Sendable, ...] = ()
@@ -87,7 +94,7 @@ class Alerter:
 
     def stop(self, grace_s: float = 3.0) -> None:
         self.request_stop()
-        self.join(time.monotonic() + grace_s)
+        self.join(self.clock.monotonic() + grace_s)
 
     def request_stop(self) -> None:
         """No delivery starts after this; `join` waits for the one in flight."""
@@ -99,7 +106,7 @@ class Alerter:
         slow Alertmanager is left to die with the process (a daemon thread): the alert book is
         in the state store, and the next start sends it whole."""
         if self._thread.is_alive():
-            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._thread.join(timeout=max(0.0, deadline - self.clock.monotonic()))
 
     def payload(
         self, alerts: tuple[Sendable, ...], now_us: int, cfg: AlertingConfig | None = None
@@ -153,7 +160,7 @@ class Alerter:
                 alerts, version = self._published, self._version
                 cfg, targets = self.cfg, self._targets
             resend_s = cfg.resend_interval_us / 1e6
-            now = time.monotonic()
+            now = self.clock.monotonic()
             for target in targets:
                 due = target.sent_version != version or now - target.sent_at >= resend_s
                 if (
@@ -162,7 +169,7 @@ class Alerter:
                     and not self._stop.is_set()
                     and (alerts or target.sent_version != version)
                 ):
-                    body = self.payload(alerts, time.time_ns() // 1000, cfg)
+                    body = self.payload(alerts, self.clock.now_us(), cfg)
                     self._send(target, body, version)
 
     def _send(self, target: _Target, body: list[dict[str, Any]], version: int) -> None:
@@ -171,7 +178,7 @@ class Alerter:
             ok, why = r.status_code == 200, f"HTTP {r.status_code}"
         except requests.RequestException as e:
             ok, why = False, type(e).__name__
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if ok:
             target.sent_version, target.sent_at, target.backoff_s, target.retry_at = (
                 version,

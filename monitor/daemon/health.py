@@ -8,12 +8,12 @@ import os
 import queue
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 
 import requests
 
 from monitor.config.schema import HealthCheckSpec
+from monitor.core.clock import Clock, SystemClock
 from monitor.core.model import Event, EventKind, Severity, format_time, us_to_datetime
 from monitor.daemon.metrics import Metrics
 
@@ -73,9 +73,15 @@ def check_systemd_unit(spec: HealthCheckSpec) -> tuple[int, str]:
 class HealthChecker:
     """Runs every check at its interval on one background thread."""
 
-    def __init__(self, checks: tuple[HealthCheckSpec, ...], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        checks: tuple[HealthCheckSpec, ...],
+        metrics: Metrics,
+        clock: Clock | None = None,
+    ) -> None:
         self.checks = checks
         self.metrics = metrics
+        self.clock = clock or SystemClock()
         self.events: queue.Queue[Event] = queue.Queue(maxsize=1000)
         self.results: dict[str, Result] = {}  # replaced, never changed: HTTP threads read it
         self._lock = threading.Lock()  # checks, results and metrics change together
@@ -135,21 +141,23 @@ class HealthChecker:
         while not self._stop.is_set():
             with self._lock:
                 checks, fresh, self._due_now = self.checks, self._due_now, set()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             for spec in checks:
                 if spec.name in fresh or due.get(spec.name, 0.0) <= now:
-                    started = time.monotonic()
+                    started = self.clock.monotonic()
                     up, detail = self._check(spec)
                     with self._lock:
                         if spec in self.checks:  # not removed or changed meanwhile
                             self._record(spec, up, detail, started)
-                    due[spec.name] = time.monotonic() + spec.interval_us / 1e6
-            wait = min((due[spec.name] for spec in checks), default=now + 1) - time.monotonic()
+                    due[spec.name] = self.clock.monotonic() + spec.interval_us / 1e6
+            wait = (
+                min((due[spec.name] for spec in checks), default=now + 1) - self.clock.monotonic()
+            )
             self._wake.wait(max(0.05, wait))
             self._wake.clear()
 
     def run_one(self, spec: HealthCheckSpec) -> Result:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         up, detail = self._check(spec)
         with self._lock:
             return self._record(spec, up, detail, started)
@@ -163,7 +171,9 @@ class HealthChecker:
             return UNKNOWN, f"check failed: {type(e).__name__}"
 
     def _record(self, spec: HealthCheckSpec, up: int, detail: str, started: float) -> Result:
-        result = Result(spec.name, up, detail, time.time_ns() // 1000, time.monotonic() - started)
+        result = Result(
+            spec.name, up, detail, self.clock.now_us(), self.clock.monotonic() - started
+        )
         previous = self.results.get(spec.name)
         self.results = {**self.results, spec.name: result}
         self.metrics.health_up.labels(spec.name).set(up)

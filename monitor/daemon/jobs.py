@@ -11,7 +11,8 @@ from handlers.base import HandlerSpec, Job
 from monitor.core.clock import Clock
 from monitor.core.model import Event
 from monitor.daemon.commit import Committer
-from monitor.daemon.outbox import Outbox, Worker
+from monitor.daemon.outbox import Outbox
+from monitor.daemon.worker import Worker
 
 PRUNE_EVERY_S = 600.0  # finished jobs past their retention are deleted this often
 

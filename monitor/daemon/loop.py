@@ -11,30 +11,20 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import dataclass
 from types import FrameType
 
-from handlers.base import Outcome
 from monitor import __version__
 from monitor.config.schema import Config
-from monitor.core.clock import Clock
 from monitor.core.engine import Engine
-from monitor.core.model import format_time, us_to_datetime
-from monitor.daemon.alerter import Alerter
-from monitor.daemon.alerts import AlertBook
-from monitor.daemon.commit import Committer
-from monitor.daemon.effects import Effects
-from monitor.daemon.health import HealthChecker
-from monitor.daemon.httpserver import Backend, HttpServer
-from monitor.daemon.jobs import Jobs, Payloads
-from monitor.daemon.metrics import Metrics
-from monitor.daemon.options import RunOptions
+from monitor.daemon.jobs import Payloads
+from monitor.daemon.parts import Parts
+from monitor.daemon.pulse import Pulse
 from monitor.daemon.reading import Batch, read_batch
-from monitor.daemon.reload import Reloaded, ReloadRefusedError, prepare
-from monitor.daemon.state import Position, StateStore
-from monitor.daemon.view import StateView, snapshot
+from monitor.daemon.reload import ReloadRefusedError, apply, prepare
+from monitor.daemon.state import Position
+from monitor.daemon.view import snapshot
 from monitor.journal.reader import JournalError, JournalSource, notify
-from monitor.journal.source import open_source
+from monitor.journal.source import open_at
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +35,6 @@ MIN_BATCH_INTERVAL_S = 0.02
 SLOW_BATCH_S = 0.1  # a batch this long is logged, with how long its commit took
 TICK_GRACE_US = 2_000_000  # wall-clock deadlines fire this late, for entries still in flight
 STOP_GRACE_S = 3.0  # SIGTERM: runs and deliveries in flight get this long, all together
-STATUS_EVERY_S = 5.0  # systemd STATUS= line
-
-
-@dataclass(slots=True)
-class Parts:
-    """What the loop drives; built and wired by monitor/app.py."""
-
-    config: Config
-    opts: RunOptions
-    clock: Clock
-    metrics: Metrics
-    store: StateStore
-    committer: Committer
-    engine: Engine
-    position: Position
-    book: AlertBook
-    jobs: Jobs
-    health: HealthChecker
-    alerter: Alerter
-    effects: Effects
-    view: StateView
-    backend: Backend
-    http: HttpServer
 
 
 class Daemon:
@@ -101,7 +68,7 @@ class Daemon:
             p.http.address,
         )
         notify(f"READY=1\nSTATUS=started, {n_rules} rules")
-        pulse = _Pulse(p.clock, int(os.environ.get("WATCHDOG_USEC", "0")) / 1e6, self.entries())
+        pulse = Pulse(p.clock, int(os.environ.get("WATCHDOG_USEC", "0")) / 1e6, self.entries())
         try:
             while not self._stop.is_set():
                 self._round()
@@ -290,22 +257,17 @@ class Daemon:
         """The journal as `config` says (the current one by default), for `engine`'s rules."""
         p = self.p
         config, engine = config or p.config, engine or p.engine
-        source = open_source(config.journal, engine, p.opts.journal_dir, p.opts.journal_files)
-        engine.fill = source.fill
-        mode, cursor = start or config.journal.start, p.position.cursor
-        if mode in ("resume", "head") and cursor:
-            if not source.seek_cursor(cursor):
-                when = format_time(us_to_datetime(p.position.realtime_us))
-                why = "vacuumed, or another boot"
-                log.warning(
-                    "stored cursor no longer in the journal (%s); resuming at %s", why, when
-                )
-                p.metrics.cursor_resets.inc()
-                source.seek_realtime_us(p.position.realtime_us + 1)
-        elif mode == "head":
-            source.seek_head()
-        else:
-            source.seek_tail()
+        source, reset = open_at(
+            config.journal,
+            engine,
+            p.opts.journal_dir,
+            p.opts.journal_files,
+            start or config.journal.start,
+            p.position.cursor,
+            p.position.realtime_us,
+        )
+        if reset:
+            p.metrics.cursor_resets.inc()
         return source
 
     def _reopen(self) -> None:
@@ -349,7 +311,7 @@ class Daemon:
             self._publish_view()
             notify("READY=1")
             return False
-        self._apply(reloaded)
+        self.source = apply(p, reloaded, self.source)
         self.reload_problems = []
         p.metrics.reload_ok.set(1)
         p.metrics.reload_time.set(p.clock.now_us() / 1e6)
@@ -357,56 +319,3 @@ class Daemon:
         self._publish_view()
         notify("READY=1")
         return True
-
-    def _apply(self, r: Reloaded) -> None:
-        """Every part takes the new config; nothing here can refuse it any more."""
-        p, config, engine = self.p, r.config, r.engine
-        if r.source is None and self.source is not None:
-            engine.fill = self.source.fill
-        p.store.restore(engine)
-        p.store.drop_rules_except({rule.base.name for rule in engine.rules})
-        p.config, p.engine = config, engine
-        book = AlertBook(config)
-        book.restore(p.book.snapshot())
-        p.book = book
-        p.jobs.outbox.reconfigure(config)
-        p.jobs.worker.reconfigure(config)
-        p.effects.publish(engine, p.position, config.journal.units)
-        if r.source is not None:
-            if self.source is not None:
-                self.source.close()
-            self.source = r.source
-            p.effects.new_source()
-        handler_outcomes(p.metrics, config)
-        p.alerter.reconfigure(config.alerting)
-        p.health.reconfigure(config.health_checks)
-        p.backend.replace_token(r.token)
-
-
-class _Pulse:
-    """systemd's watchdog (a quarter of WatchdogSec) and the STATUS= line (every 5 s)."""
-
-    def __init__(self, clock: Clock, watchdog_s: float, entries: int) -> None:
-        self.clock, self.watchdog_s = clock, watchdog_s
-        self.last_watchdog = self.last_status = 0.0
-        self.entries_at_status = entries
-
-    def beat(
-        self, now: float, entries: int | None = None, lag_s: float = 0.0, open_: int = 0
-    ) -> None:
-        if self.watchdog_s and now - self.last_watchdog >= self.watchdog_s / 4:
-            notify("WATCHDOG=1")
-            self.last_watchdog = now
-        if entries is None or now - self.last_status < STATUS_EVERY_S:
-            return
-        elapsed = max(now - self.last_status, 1e-9)
-        rate = (entries - self.entries_at_status) / elapsed if self.last_status else 0.0
-        notify(f"STATUS={rate:.0f} entries/s, lag {lag_s:.1f}s, {open_} open trainings")
-        self.entries_at_status, self.last_status = entries, now
-
-
-def handler_outcomes(metrics: Metrics, config: Config) -> None:
-    """Every handler's outcome series exist from the start (at 0), for increase() alerts."""
-    for name in config.handlers:
-        for outcome in Outcome:
-            metrics.handler_runs.labels(name, str(outcome))

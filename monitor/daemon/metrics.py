@@ -17,6 +17,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from handlers.base import Outcome
 from monitor import __version__
 from monitor.core.engine import Engine
 from monitor.core.model import METRIC_PREFIX
@@ -198,3 +199,9 @@ class Metrics:
         ProcessCollector(registry=r)  # process_start_time_seconds: crash loops; memory; fds
         info = Gauge(P + "build_info", "The running version.", ["version"], registry=r)
         info.labels(__version__).set(1)
+
+    def declare_handlers(self, handlers: Iterable[str]) -> None:
+        """Every handler's outcome series exist from the start (at 0), for increase() alerts."""
+        for name in handlers:
+            for outcome in Outcome:
+                self.handler_runs.labels(name, str(outcome))

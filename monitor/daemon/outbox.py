@@ -17,19 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import queue
 import sqlite3
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
-from handlers.base import HandlerSpec, Job, Outcome, Result, RunContext
+from handlers.base import HandlerSpec, Job, Outcome, Result
 from monitor.config.schema import Config
+from monitor.core.clock import Clock, SystemClock
 from monitor.core.model import Event, EventKind, Severity
 
 log = logging.getLogger(__name__)
@@ -65,6 +60,7 @@ class Outbox:
     config: Config
     db: sqlite3.Connection
     dry_run: bool = False
+    clock: Clock = field(default_factory=SystemClock)
     watching: dict[str, _Watch] = field(default_factory=dict)  # request_id -> replay job
     _ops: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     _inflight: set[int] = field(default_factory=set)
@@ -332,7 +328,7 @@ class Outbox:
             (PENDING, now_us),
         ).fetchall()
         out = []
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for job_id, handler, key, source_rule, event, payload, attempts in rows:
             spec = self.config.handlers.get(handler)
             if spec is None or job_id in self._inflight:
@@ -428,56 +424,3 @@ def _event(when_us: int, rule: str, key: str, handler: str, outcome: Outcome, de
     return Event(
         when_us, rule, EventKind.HANDLER, severity, key, labels, f"{handler} {outcome}: {detail}"
     )
-
-
-class Worker:
-    """Runs handler jobs off the main loop, one at a time, and hands back results."""
-
-    def __init__(self, config: Config, dry_run: bool) -> None:
-        self.config = config
-        self.dry_run = dry_run
-        self.jobs: queue.Queue[tuple[Job, str] | None] = queue.Queue()
-        self.results: queue.Queue[tuple[Job, str, Result]] = queue.Queue()
-        self._ctx = RunContext(requests.Session(), dry_run, config.handlers, dict(os.environ))
-        self._thread = threading.Thread(target=self._run, name="handlers", daemon=True)
-
-    def reconfigure(self, config: Config) -> None:
-        """After a reload: the next run takes its handler's new settings (the run in flight
-        finishes with the ones it started with)."""
-        ctx = self._ctx
-        self._ctx = RunContext(ctx.session, ctx.dry_run, config.handlers, ctx.env)
-        self.config = config
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, grace_s: float = 3.0) -> None:
-        self.request_stop()
-        self.join(time.monotonic() + grace_s)
-
-    def request_stop(self) -> None:
-        """The worker ends once the runs already handed to it are done; `join` waits for it."""
-        self.jobs.put(None)
-
-    def join(self, deadline: float) -> None:
-        """Wait for the run in flight until `deadline` (monotonic). One still going is left to
-        die with the process (a daemon thread): taken up at the next start (a replay is
-        verified against the journal, any other run reported interrupted), never repeated."""
-        if self._thread.is_alive():
-            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
-
-    def _run(self) -> None:
-        while (item := self.jobs.get()) is not None:
-            job, source_rule = item
-            ctx = self._ctx  # one run, one configuration: a reload may replace it meanwhile
-            spec = ctx.handlers.get(job.handler)
-            try:
-                result = (
-                    spec.run(job, ctx)
-                    if spec is not None
-                    else Result(Outcome.GAVE_UP, "no such handler")
-                )
-            except Exception as e:
-                log.exception("handler %s failed on %s", job.handler, job.key)
-                result = Result(Outcome.FAILED, f"{type(e).__name__}: {e}", retry=True)
-            self.results.put((job, source_rule, result))

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from monitor.config.schema import Config, ConfigError, load_config
 from monitor.core.engine import Engine, engine_for
+from monitor.daemon.alerts import AlertBook
 from monitor.daemon.options import RunOptions, state_directory
+from monitor.daemon.parts import Parts
 from monitor.journal.reader import JournalError, JournalSource
 from monitor.journal.source import fields_for
 
@@ -93,3 +95,30 @@ def read_token(path: str | None) -> str | None:
     if not path:
         return None
     return Path(path).read_text(encoding="utf-8").strip()
+
+
+def apply(p: Parts, r: Reloaded, source: JournalSource | None) -> JournalSource | None:
+    """Every part takes the new config; nothing here can refuse it any more. Returns the
+    journal to read from now on."""
+    config, engine = r.config, r.engine
+    if r.source is None and source is not None:
+        engine.fill = source.fill
+    p.store.restore(engine)
+    p.store.drop_rules_except({rule.base.name for rule in engine.rules})
+    p.config, p.engine = config, engine
+    book = AlertBook(config)
+    book.restore(p.book.snapshot())
+    p.book = book
+    p.jobs.outbox.reconfigure(config)
+    p.jobs.worker.reconfigure(config)
+    p.effects.publish(engine, p.position, config.journal.units)
+    if r.source is not None:
+        if source is not None:
+            source.close()
+        source = r.source
+        p.effects.new_source()
+    p.metrics.declare_handlers(config.handlers)
+    p.alerter.reconfigure(config.alerting)
+    p.health.reconfigure(config.health_checks)
+    p.backend.replace_token(r.token)
+    return source

@@ -5,9 +5,14 @@ everywhere."""
 
 from __future__ import annotations
 
+import logging
+
 from monitor.config.schema import JournalConfig
 from monitor.core.engine import Engine
+from monitor.core.model import format_time, us_to_datetime
 from monitor.journal.reader import Fields, JournalSource
+
+log = logging.getLogger(__name__)
 
 
 def fields_for(engine: Engine) -> Fields:
@@ -39,3 +44,32 @@ def open_source(
         max_message_bytes=journal.max_message_bytes,
         fields=fields_for(engine),
     )
+
+
+def open_at(
+    journal: JournalConfig,
+    engine: Engine,
+    directory: str | None,
+    files: tuple[str, ...],
+    mode: str,
+    cursor: str | None,
+    realtime_us: int,
+) -> tuple[JournalSource, bool]:
+    """The journal positioned as `mode` (journal.start) says: after `cursor` for resume (and
+    head, once there is one), else at the head or the tail. True with it when the cursor was
+    no longer in the journal and reading resumes by time, just after `realtime_us`."""
+    source = open_source(journal, engine, directory, files)
+    engine.fill = source.fill
+    if mode in ("resume", "head") and cursor:
+        if source.seek_cursor(cursor):
+            return source, False
+        when = format_time(us_to_datetime(realtime_us))
+        log.warning("stored cursor no longer in the journal (vacuumed, or another boot); "
+                    "resuming at %s", when)  # fmt: skip
+        source.seek_realtime_us(realtime_us + 1)
+        return source, True
+    if mode == "head":
+        source.seek_head()
+    else:
+        source.seek_tail()
+    return source, False

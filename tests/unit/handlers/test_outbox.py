@@ -15,8 +15,9 @@ from handlers.base import Job, Outcome, Result
 from monitor.config.schema import Config, load_config
 from monitor.core.model import Event, EventKind, Severity
 from monitor.daemon.alerts import AlertBook
-from monitor.daemon.outbox import Outbox, Worker
+from monitor.daemon.outbox import Outbox
 from monitor.daemon.state import StateStore
+from monitor.daemon.worker import Worker
 from tests.helpers import T0, S
 from tests.unit.handlers import WEBHOOK_PATH, WebhookApi, stalled, unknown_value
 
