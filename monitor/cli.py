@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from monitor import __version__
 from monitor.config.schema import Config, ConfigError, load_config
-from monitor.core.timeparse import parse_time_us
 from monitor.journal.reader import JournalError
 from monitor.tools.replay import ReplayOptions, print_summary, run_replay
+from monitor.tools.timeparse import parse_time_us
 
 EXIT_CONFIG = 2
 EXIT_STATE = 3  # the state file is unusable: restarting will not help (RestartPreventExitStatus)
