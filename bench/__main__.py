@@ -3,7 +3,7 @@
 1. catch-up: journalctl, `aisha-monitor replay`, mtail, fail2ban-regex and sec on the 1M journal
    (bench/catchup.py, bench/peers.py), checked against its truth.json;
 2. live: the daemon following systemd-journal-remote at 1k, 10k and 30k entries/s
-   (bench/live.py), then, if a live target is missed, a py-spy profile of the daemon at the load
+   (bench/live/), then, if a live target is missed, a py-spy profile of the daemon at the load
    that missed it;
 3. scale: 100k open trainings, and 50 rules instead of 9 (bench/scale.py);
 4. the report: bench/results/DATE.md, DATE.json and DATE-*.png (bench/report.py).
