@@ -5,7 +5,7 @@
 2. live: the daemon following systemd-journal-remote at 1k, 10k and 30k entries/s
    (bench/live/), then, if a live target is missed, a py-spy profile of the daemon at the load
    that missed it;
-3. scale: 100k open trainings, and 50 rules instead of 9 (bench/scale.py);
+3. scale: 100k open trainings, and 50 rules instead of 9 (bench/scale/);
 4. the report: bench/results/DATE.md, DATE.json and DATE-*.png (bench/report/).
 
 Full: ~20 min; --quick: ~5 min (1 run instead of 3, 20 s per load, no soak, no sec
