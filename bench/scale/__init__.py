@@ -26,11 +26,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.catchup import Run, timed
 from bench.scale.alertbook import alert_book_cost
 from bench.scale.configs import config_copy, synthetic_rules
 from bench.scale.journals import API_RATE, OPEN, generate
 from bench.scale.measure import daemon_catchup, replay_argv, summarize_runs
+from bench.timing import Run, timed
 
 __all__ = ["alert_book_cost", "main", "print_tables", "run"]
 

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.catchup import SUMMARY, Run, replay_counters
 from bench.live import free_port, http_get, proc_sample
+from bench.replayout import SUMMARY, replay_counters
 from bench.scale.configs import MONITOR
+from bench.timing import Run
 
 
 def replay_argv(directory: Path, config: Path) -> list[str]:
