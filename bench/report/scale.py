@@ -14,7 +14,7 @@ def scale_section(sc: dict[str, Any], w: Any, out: list[str]) -> None:
     if sc.get("commit"):
         w(f"(This part was run again at commit `{sc['commit']}`, after the rest of the run.)\n")
     w(
-        f"Three journals from bench/simulate.py at {sc['api_rate']:.0f} aisha-api entries/s of "
+        f"Three journals from bench/simulate/ at {sc['api_rate']:.0f} aisha-api entries/s of "
         f"simulated time (seed {sc['seed']}): base ({o['base']['entries']:,} entries), mass "
         f"(the same plus {sc['open_trainings']:,} submissions in its first 5 minutes, never "
         "ended), bulk (the submissions alone). Replay with the shipped config, "

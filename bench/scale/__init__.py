@@ -1,6 +1,6 @@
 """`python -m bench.scale [--quick]`: what the size of the state and of the rule set cost.
 
-1. 100k open trainings. Three journals from bench/simulate.py at a busier rate (200 aisha-api
+1. 100k open trainings. Three journals from bench/simulate/ at a busier rate (200 aisha-api
    entries/s of simulated time, so the whole journal is shorter than the 1h deadline and nothing
    stalls): BASE (N entries of the ordinary mix), MASS (the same simulation, same seed, plus 100k
    training submissions `request_id: bulk-NNNNNN` in its first 5 minutes, never ended) and BULK
