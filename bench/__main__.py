@@ -3,10 +3,10 @@
 1. catch-up: journalctl, `aisha-monitor replay`, mtail, fail2ban-regex and sec on the 1M journal
    (bench/catchup.py, bench/peers.py), checked against its truth.json;
 2. live: the daemon following systemd-journal-remote at 1k, 10k and 30k entries/s
-   (bench/live.py), then, if a live target is missed, a py-spy profile of the daemon at the load
+   (bench/live/), then, if a live target is missed, a py-spy profile of the daemon at the load
    that missed it;
-3. scale: 100k open trainings, and 50 rules instead of 9 (bench/scale.py);
-4. the report: bench/results/DATE.md, DATE.json and DATE-*.png (bench/report.py).
+3. scale: 100k open trainings, and 50 rules instead of 9 (bench/scale/);
+4. the report: bench/results/DATE.md, DATE.json and DATE-*.png (bench/report/).
 
 Full: ~20 min; --quick: ~5 min (1 run instead of 3, 20 s per load, no soak, no sec
 PairWithWindow, a 200k-entry scale journal)."""
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench" + (" --quick" if quick else ""),
         "env": environment(),
     }
-    commands = [f"# {res['command']} runs all of these, then bench/report.py"]
+    commands = [f"# {res['command']} runs all of these, then bench/report/"]
     if "catchup" not in skip:
         print("== catch-up", flush=True)
         runs = 1 if quick else 3

@@ -1,7 +1,7 @@
 """`python -m bench.generate --out DIR --size N --seed S`: a realistic aisha journal written by the
 real systemd-journal-remote, and DIR/truth.json with what the shipped rules must report on it.
 
-Deterministic: one random.Random(seed) drives bench/simulate.py (aisha-api's workers, trainings
+Deterministic: one random.Random(seed) drives bench/simulate/ (aisha-api's workers, trainings
 and webhooks with the incident's bug, nginx, aisha-bot with look-alikes). Timestamps start at
 2026-11-27T00:00:00Z and strictly increase; the simulation starts 45 minutes earlier, so the
 journal opens with trainings already in flight. Entries stream to one long-running

@@ -29,79 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# aisha-api's optional logging prefix, as in the shipped config.yaml
-PREFIX = r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - [\w.]+ - [A-Z]+ - )?"
-UNKNOWN = r"\[WEBHOOK BACKGROUND\] Неизвестный статус: "
-STARTS = (
-    r"Запуск обучения аватара \S+ отправлен в FAL AI, request_id: ([^\s,]+)",
-    r"\[WEBHOOK\] Обработка статуса '(?i:in[_ ]progress)' для request_id: ([^\s,]+)",
-    r"\[WEBHOOK BACKGROUND\] Обучение в процессе для ([^\s,]+),",
-)
-END = r"\[TRAINING (?:COMPLETED|FAILED)\] "
-
-MTAIL = f"""# aisha-api's lines, anchored after its optional logging prefix (mtail's const
-# concatenation does not take a leading identifier, so the prefix is written out)
-counter unknown_status_total by status
-counter webhooks_total by status, training_type
-counter trainings_started_total
-counter trainings_ended_total by outcome
-
-/{PREFIX}{UNKNOWN}(?P<status>.*)$/ {{
-  unknown_status_total[$status]++
-}}
-/{PREFIX}\\[WEBHOOK\\] Обработка статуса '(?P<wstatus>[^']*)' для request_id: [^\\s,]+, \
-тип: (?P<ttype>\\S+)/ {{
-  webhooks_total[$wstatus][$ttype]++
-}}
-/{PREFIX}Запуск обучения аватара \\S+ отправлен в FAL AI, request_id: [^\\s,]+/ {{
-  trainings_started_total++
-}}
-/{PREFIX}\\[TRAINING (?P<outcome>COMPLETED|FAILED)\\] [^\\s:]+:/ {{
-  trainings_ended_total[$outcome]++
-}}
-""".replace("\\\n", "")
-
-SEC_SINGLE = f"""# the incident's line: one output line per unknown status
-type=Single
-ptype=RegExp
-pattern={PREFIX}{UNKNOWN}(.*)$
-desc=unknown status $1
-action=write - unknown $1
-"""
-
-# Perl's branch reset (?|…) numbers the request_id of every start form $1
-_START = PREFIX + "(?|" + "|".join(STARTS) + ")"
-
-SEC_PAIR = f"""# a training must end within 1h of its first start (window: sec's wall clock)
-type=PairWithWindow
-ptype=RegExp
-pattern={_START}
-desc=training $1
-action=write - stalled $1
-ptype2=RegExp
-pattern2={PREFIX}{END}$1:
-desc2=training %1 ended
-action2=write - closed %1
-window=3600
-"""
-
-SEC_CONTEXTS = f"""# the same pairing with one context per open training: a hash lookup per line
-type=Single
-ptype=RegExp
-pattern={_START}
-context=!training_$1
-desc=training $1 opened
-action=create training_$1 3600 (write - stalled $1)
-
-type=Single
-ptype=RegExp
-pattern={PREFIX}{END}([^\\s:]+):
-context=training_$1
-desc=training $1 ended
-action=delete training_$1; write - closed $1
-"""
-
-F2B_REGEX = r"^\S+ aisha-api\[\d+\]: " + PREFIX[1:] + UNKNOWN + r"<F-ID>[^\n]*</F-ID>$"
+from bench.peerprogs import F2B_REGEX, MTAIL, SEC_CONTEXTS, SEC_PAIR, SEC_SINGLE
 
 
 @dataclass(slots=True)
@@ -225,6 +153,56 @@ def make_peers(journal_dir: Path, text: Path, work: Path, slow: bool = True) -> 
     (progs / "aisha.mtail").write_text(MTAIL, encoding="utf-8")
     for name, body in (("single", SEC_SINGLE), ("pair", SEC_PAIR), ("contexts", SEC_CONTEXTS)):
         (work / f"aisha-{name}.sec").write_text(body, encoding="utf-8")
+    return [_mtail(progs, text), _fail2ban(journal_dir), *_sec(work, text, slow)]
+
+
+def _mtail(progs: Path, text: Path) -> Peer:
+    return Peer(
+        "`mtail --one_shot` (text file)",
+        "mtail",
+        [
+            "mtail",
+            "--one_shot",
+            "--one_shot_format",
+            "json",
+            "--progs",
+            str(progs),
+            "--logs",
+            str(text),
+            "--logtostderr",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
+        "text",
+        parse_mtail,
+        check_mtail,
+        note="4 counters; Go, RE2",
+    )
+
+
+def _fail2ban(journal_dir: Path) -> Peer:
+    return Peer(
+        "`fail2ban-regex` (journal backend)",
+        "fail2ban",
+        [
+            "fail2ban-regex",
+            "-o",
+            "id",
+            "--journalmatch=_SYSTEMD_UNIT=aisha-api.service",
+            f"systemd-journal[journalpath={journal_dir}]",
+            F2B_REGEX,
+        ],
+        "journal",
+        parse_ids,
+        check_ids,
+        note="1 failregex; Python, python3-systemd with converters",
+    )
+
+
+def _sec(work: Path, text: Path, slow: bool) -> list[Peer]:
+    """sec's Single rule and its two pairings; PairWithWindow (slow) only with `slow`."""
 
     def sec(name: str) -> list[str]:
         return [
@@ -238,45 +216,6 @@ def make_peers(journal_dir: Path, text: Path, work: Path, slow: bool = True) -> 
         ]
 
     peers = [
-        Peer(
-            "`mtail --one_shot` (text file)",
-            "mtail",
-            [
-                "mtail",
-                "--one_shot",
-                "--one_shot_format",
-                "json",
-                "--progs",
-                str(progs),
-                "--logs",
-                str(text),
-                "--logtostderr",
-                "--address",
-                "127.0.0.1",
-                "--port",
-                "0",
-            ],
-            "text",
-            parse_mtail,
-            check_mtail,
-            note="4 counters; Go, RE2",
-        ),
-        Peer(
-            "`fail2ban-regex` (journal backend)",
-            "fail2ban",
-            [
-                "fail2ban-regex",
-                "-o",
-                "id",
-                "--journalmatch=_SYSTEMD_UNIT=aisha-api.service",
-                f"systemd-journal[journalpath={journal_dir}]",
-                F2B_REGEX,
-            ],
-            "journal",
-            parse_ids,
-            check_ids,
-            note="1 failregex; Python, python3-systemd with converters",
-        ),
         Peer(
             "`sec` Single (text file)",
             "sec_single",
