@@ -60,11 +60,13 @@ class Jobs:
             self.outbox.prune(now_us)
         return out
 
-    def hand_out(self, now_us: int, committer: Committer) -> None:
-        """Jobs due now go to the worker, marked running in a commit of their own first."""
+    def hand_out(self, now_us: int, committer: Committer) -> bool:
+        """Jobs due now go to the worker, marked running in a commit of their own first;
+        True when there were any."""
         due = self.outbox.due(now_us)
         if due:
             committer.write(self.outbox.take_ops(), functools.partial(self._give, due))
+        return bool(due)
 
     def _give(self, due: list[tuple[Job, str]]) -> None:
         for item in due:

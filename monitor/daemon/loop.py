@@ -76,10 +76,7 @@ class Daemon:
                 p.view.loop.last_round = now
                 p.view.loop.write_refused = p.committer.stuck is not None
                 p.metrics.loop_heartbeat.set(p.clock.now_us() / 1e6)
-                if p.committer.stuck is None:
-                    pulse.beat(now, self.entries(), self.lag_s, self.open_trainings())
-                else:
-                    pulse.beat(now)
+                pulse.beat(now, self._status if p.committer.stuck is None else None)
         finally:
             self._shutdown()
         if p.committer.stuck is not None:
@@ -133,8 +130,9 @@ class Daemon:
     def entries(self) -> int:
         return sum(self.p.position.unit_entries.values())
 
-    def open_trainings(self) -> int:
-        return sum(r.counters().get("open", 0) for r in self.p.engine.rules)
+    def _status(self) -> tuple[int, float, int]:
+        open_ = sum(r.counters().get("open", 0) for r in self.p.engine.rules)
+        return self.entries(), self.lag_s, open_
 
     def _pace(self) -> None:
         """Let lines gather for a moment after a batch (SIGTERM ends the wait)."""
@@ -172,7 +170,8 @@ class Daemon:
         if not batch.read and not events and not expired and not p.jobs.outbox.has_ops():
             self._set_lag(0.0)
             p.effects.send_alerts(p.book, self.caught_up)
-            p.jobs.hand_out(now_us, p.committer)
+            if p.jobs.hand_out(now_us, p.committer):
+                self._publish_view()
             return
         position = p.position
         if batch.read:
@@ -180,13 +179,18 @@ class Daemon:
         book_version = p.book.version
         # an unchanged book is in the state already: rewriting it costs ~2 MB per 10k keys
         extra = {"alerts": p.book.snapshot()} if p.book.unsaved() else {}
-        then = functools.partial(self._committed, position, book_version, batch, started)
         ops = p.jobs.outbox.take_ops()
+        then = functools.partial(self._committed, position, book_version, batch, started, bool(ops))
         if p.committer.commit(position, p.engine, events, extra, ops, then):
             then()
 
     def _committed(
-        self, position: Position, book_version: int, batch: Batch, started: float
+        self,
+        position: Position,
+        book_version: int,
+        batch: Batch,
+        started: float,
+        jobs_changed: bool,
     ) -> None:
         """The batch is in the state file: only now is any of it published, handed to a
         handler, sent to Alertmanager or logged."""
@@ -197,7 +201,7 @@ class Daemon:
         p.position = position
         p.effects.publish(p.engine, position, p.config.journal.units)
         p.effects.send_alerts(p.book, self.caught_up)
-        p.jobs.hand_out(now_us, p.committer)
+        jobs_changed |= p.jobs.hand_out(now_us, p.committer)
         lag = 0.0 if self.caught_up else max(0.0, (now_us - batch.last_us) / 1e6)
         self._set_lag(lag)
         if self.source is not None:
@@ -212,7 +216,7 @@ class Daemon:
                 len(batch.events),
             )
         p.effects.dispatch(batch.events)
-        self._publish_view()
+        self._publish_view(jobs_changed)
 
     def _record_results_at_exit(self) -> None:
         """Results that came back while stopping are recorded, not lost."""
@@ -238,7 +242,7 @@ class Daemon:
         self.p.view.loop.lag_s = seconds
         self.p.view.loop.caught_up = self.caught_up
 
-    def _publish_view(self) -> None:
+    def _publish_view(self, jobs_changed: bool = True) -> None:
         p = self.p
         p.view.current = snapshot(
             p.engine,
@@ -247,6 +251,8 @@ class Daemon:
             p.jobs.outbox,
             p.config,
             self.reload_problems,
+            p.view.current,
+            jobs_changed,
         )
 
     # --- the journal ---------------------------------------------------------------------------

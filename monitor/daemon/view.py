@@ -17,6 +17,7 @@ from monitor.daemon.alerts import AlertBook
 from monitor.daemon.health import HealthChecker
 from monitor.daemon.outbox import Outbox
 from monitor.daemon.state import Position
+from rules.base import OpenItems
 
 HEALTHY_WITHIN_S = 30.0  # /healthz: the loop went round within this
 SHOWN_PAIRS = 500
@@ -24,15 +25,15 @@ SHOWN_PAIRS = 500
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The committed state as the API shows it (ages are computed when it is asked for)."""
+    """The committed state as the API shows it. Kept raw where formatting costs (open items,
+    ages): the HTTP thread formats what it is asked for, the loop only copies references."""
 
     journal: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
-    open_pairs: tuple[dict[str, Any], ...] = ()
+    open_items: tuple[tuple[str, OpenItems], ...] = ()  # (rule, its oldest open items)
     alerts: tuple[dict[str, Any], ...] = ()
+    alerts_version: int = -1  # the alert book's version they were built from
     handler_queue: dict[str, Any] = field(default_factory=dict)
-    open_total: dict[str, int] = field(default_factory=dict)
-    stalled_total: dict[str, int] = field(default_factory=dict)
     rules: tuple[dict[str, Any], ...] = ()
 
 
@@ -55,27 +56,22 @@ def snapshot(
     outbox: Outbox,
     config: Config,
     reload_problems: list[str],
+    previous: Snapshot,
+    jobs_changed: bool,
 ) -> Snapshot:
-    """Built by the main loop after a commit, from what it owns (called under no lock)."""
-    pairs, open_total, stalled_total = [], {}, {}
-    for rule in engine.rules:
-        held = rule.open_items(SHOWN_PAIRS)
-        if held is None:
-            continue
-        name = rule.base.name
-        open_total[name], stalled_total[name] = held.total, held.stalled
-        pairs += [
-            {"rule": name, "key": item.key, "stalled": item.stalled, "labels": dict(item.labels),
-             "started": format_time(us_to_datetime(item.start_us)), "start_us": item.start_us}
-            for item in held.first
-        ]  # fmt: skip
-    specs = config.alerting.alerts
-    alerts = tuple(
-        {"alertname": a.alertname, "severity": a.severity, "rule": a.rule, "keys": list(a.keys),
-         "since": format_time(us_to_datetime(a.starts_us)),
-         "summary": specs[a.alertname].summary if a.alertname in specs else ""}
-        for a in book.sendable() if a.keys
-    )  # fmt: skip
+    """Built by the main loop after a commit, from what it owns; what did not change since
+    `previous` (the alert book, the jobs) is taken over, not queried again."""
+    held = tuple(
+        (r.base.name, items)
+        for r in engine.rules
+        if (items := r.open_items(SHOWN_PAIRS)) is not None
+    )
+    alerts, version = previous.alerts, previous.alerts_version
+    if version != book.version:
+        alerts, version = _alerts(book, config), book.version
+    queue = previous.handler_queue
+    if jobs_changed or not queue:
+        queue = {"open": outbox.queue_size(), "recent": outbox.recent(20)}
     return Snapshot(
         journal=_journal(position),
         config={
@@ -83,21 +79,37 @@ def snapshot(
             "last_reload_ok": not reload_problems,
             "problems": list(reload_problems),
         },
-        open_pairs=tuple(sorted(pairs, key=lambda p: (not p["stalled"], p["started"]))),
+        open_items=held,
         alerts=alerts,
-        handler_queue={"open": outbox.queue_size(), "recent": outbox.recent(20)},
-        open_total=open_total,
-        stalled_total=stalled_total,
+        alerts_version=version,
+        handler_queue=queue,
         rules=tuple(
-            {
-                "name": r.base.name,
-                "type": r.base.type,
-                "severity": str(r.base.severity),
-                "counters": r.counters(),
-            }
+            {"name": r.base.name, "type": r.base.type, "severity": str(r.base.severity),
+             "counters": r.counters()}
             for r in engine.rules
         ),
-    )
+    )  # fmt: skip
+
+
+def _alerts(book: AlertBook, config: Config) -> tuple[dict[str, Any], ...]:
+    specs = config.alerting.alerts
+    return tuple(
+        {"alertname": a.alertname, "severity": a.severity, "rule": a.rule, "keys": list(a.keys),
+         "since": format_time(us_to_datetime(a.starts_us)),
+         "summary": specs[a.alertname].summary if a.alertname in specs else ""}
+        for a in book.sendable() if a.keys
+    )  # fmt: skip
+
+
+def _pairs(held: tuple[tuple[str, OpenItems], ...], now_us: int) -> list[dict[str, Any]]:
+    pairs = [
+        {"rule": rule, "key": item.key, "stalled": item.stalled, "labels": dict(item.labels),
+         "started": format_time(us_to_datetime(item.start_us)),
+         "age_seconds": max(0.0, (now_us - item.start_us) / 1e6)}
+        for rule, items in held
+        for item in items.first
+    ]  # fmt: skip
+    return sorted(pairs, key=lambda p: (not p["stalled"], p["started"]))
 
 
 def _journal(position: Position) -> dict[str, Any]:
@@ -127,11 +139,6 @@ class StateView:
 
     def state(self) -> dict[str, Any]:
         now_us, snap = self.clock.now_us(), self.current
-        pairs = [
-            {**{k: v for k, v in p.items() if k != "start_us"},
-             "age_seconds": max(0.0, (now_us - p["start_us"]) / 1e6)}
-            for p in snap.open_pairs
-        ]  # fmt: skip
         return {
             "generated_at": format_time(us_to_datetime(now_us)),
             "version": __version__,
@@ -142,11 +149,11 @@ class StateView:
                 "caught_up": self.loop.caught_up,
             },
             "config": dict(snap.config),
-            "open_pairs": pairs,
+            "open_pairs": _pairs(snap.open_items, now_us),
             "alerts": list(snap.alerts),
             "handler_queue": dict(snap.handler_queue),
-            "open_total": dict(snap.open_total),
-            "stalled_total": dict(snap.stalled_total),
+            "open_total": {rule: items.total for rule, items in snap.open_items},
+            "stalled_total": {rule: items.stalled for rule, items in snap.open_items},
             "health": [r.to_json() for r in list(self.health.results.values())],
             "rules": list(snap.rules),
         }
