@@ -206,6 +206,8 @@ def test_a_replay_verified_after_a_retry_leaves_no_fallback_alert(
     api.start()
     wait_for(lambda: "verified" in outcomes(d, "retry-1"), 20, "the replay verified")
     wait_for(lambda: handler_queue_empty(d), 20, "the handler queue empty")
-    assert outcomes(d, "retry-1").count("failed") == 1
+    seen = outcomes(d, "retry-1")
+    failed = seen.count("failed")  # more than one when the API came back after the 1 s backoff
+    assert failed >= 1 and sorted(seen[failed:]) == ["replayed", "verified"], seen
     assert "AishaUnknownWebhookStatus" not in firing(d), "healed: the unknown status resolves"
     assert "AishaFallbackFailed" not in firing(d), firing(d)

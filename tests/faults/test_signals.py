@@ -48,6 +48,8 @@ pytestmark = pytest.mark.faults
 P = "aisha_monitor_"
 RELOADS = 100
 STOP_BOUND_S = 5.0
+TERMS = 3  # SIGTERMs during one catch-up, each resumed from where the last one stopped
+THEN_S = 0.02  # about how long the daemon takes to read one batch of the backlog
 
 
 def log_count(d: MonitorDaemon, text: str) -> int:
@@ -154,11 +156,30 @@ def passed(moment: float) -> bool:
     return time.monotonic() >= moment
 
 
+def term_during_catch_up(d: MonitorDaemon, at_entries: int, then_s: float) -> tuple[int, float]:
+    """Start the daemon on its backlog, SIGTERM it `then_s` after it counted `at_entries`
+    entries: (exit code, seconds to exit). The moment follows the daemon's own progress, not
+    the clock, so a catch-up that runs faster or slower than usual moves it too."""
+    d.start()
+    wait_for(
+        lambda: entries(d) >= at_entries,
+        60,
+        lambda: f"{at_entries} entries counted (have {entries(d)})\n{tail(d.log)}",
+        interval=0.005,
+    )
+    at = time.monotonic() + then_s
+    wait_for(functools.partial(passed, at), 5, "the SIGTERM moment", interval=0.001)
+    began = time.monotonic()
+    rc = d.stop(timeout=STOP_BOUND_S)
+    return rc if rc is not None else -1, time.monotonic() - began
+
+
 @pytest.mark.parametrize("live_journal", ["bare"], indirect=True)
 def test_sigterm_in_the_middle_of_a_batch_exits_0_quickly_and_loses_nothing(
     live_journal: LiveJournal, make_daemon: MakeDaemon
 ) -> None:
     seed = int(os.environ.get("TERM_SEED", random.SystemRandom().randrange(1 << 30)))
+    print(f"\nTERM_SEED={seed}")
     rng = random.Random(seed)  # noqa: S311 - reproducible moments
     lj = live_journal
     t0 = time.time_ns() // 1000 - 200 * 1_000_000
@@ -169,18 +190,19 @@ def test_sigterm_in_the_middle_of_a_batch_exits_0_quickly_and_loses_nothing(
     d = make_daemon(start="head")
     tune(d.config, start="head")
     stops = []
-    for _ in range(3):
-        d.start()
-        at = time.monotonic() + rng.uniform(0, 0.3)
-        wait_for(functools.partial(passed, at), 5, "the SIGTERM moment")
-        began = time.monotonic()
-        rc = d.stop(timeout=STOP_BOUND_S)
-        took = time.monotonic() - began
-        stops.append((rc, took, committed_entries(d)))
+    for k in range(TERMS):
+        # stop k comes once the counter passed a drawn count in the k-th eighth of the backlog
+        # (it moves a committed batch at a time), then a drawn part of a batch later; the daemon
+        # ends the batch it is in and exits with about half of the backlog unread, on a fast
+        # machine or a slow one (a moment drawn on the clock fell after a quick catch-up)
+        at_entries = rng.randrange(len(batch) * k // 8, len(batch) * (k + 1) // 8)
+        rc, took = term_during_catch_up(d, at_entries, rng.uniform(0, THEN_S))
+        stops.append((at_entries, rc, round(took, 2), committed_entries(d)))
         assert rc == 0, f"exit {rc} after {took:.1f}s\n{tail(d.log)}"
         assert took < STOP_BOUND_S
-    print(f"\nTERM_SEED={seed}: (exit code, seconds to exit, entries committed) = {stops}")
-    assert any(c < len(batch) for _, _, c in stops), "no SIGTERM landed during the catch-up"
+    print(f"(SIGTERM after, exit code, seconds to exit, entries committed) = {stops}")
+    late = [s for s in stops if s[-1] >= len(batch)]
+    assert not late, f"a SIGTERM landed after the catch-up: {late}"
     d.start()
     wait_entries(d, len(batch))
     got = collections.Counter(e["key"] for e in events_of(d, "unknown_value"))
