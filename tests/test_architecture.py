@@ -54,7 +54,6 @@ LONG_FUNCTIONS = {
     "monitor/daemon/statuspage.py:render_status_page": "an HTML template",
     "monitor/daemon/httpserver.py:_handler": "a handler class built around its backend",
     "monitor/daemon/metrics.py:build_families": "the declared families, then the rules' own",
-    "monitor/daemon/view.py:snapshot": "one dict per section of /api/v1/state",
     "monitor/daemon/outbox.py:enqueue": "one INSERT with its columns",
     "monitor/daemon/outbox.py:verify": "the three ways a watched replay ends",
     "monitor/daemon/outbox.py:apply": "the outcomes a run can have, each a branch",

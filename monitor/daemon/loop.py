@@ -16,6 +16,7 @@ from types import FrameType
 from monitor import __version__
 from monitor.config.schema import Config
 from monitor.core.engine import Engine
+from monitor.core.model import Event
 from monitor.daemon.jobs import Payloads
 from monitor.daemon.parts import Parts
 from monitor.daemon.pulse import Pulse
@@ -152,19 +153,7 @@ class Daemon:
         read_batch(self.source, p.engine, batch, p.clock, by_host=p.config.journal.host_label)
         self.caught_up = batch.caught_up
         now_us = p.clock.now_us()
-        events = batch.events
-        # the wall clock takes over once caught up, but not in the batch that got there: the
-        # backlog's last entries are committed before what falls due on the wall clock (after
-        # a long outage that can be every open training at once)
-        if self.caught_up and (self._was_caught_up or not batch.read):
-            events += p.engine.tick(now_us - TICK_GRACE_US)
-        self._was_caught_up = self.caught_up
-        events += p.health.drain()
-        # a replay's verify_within, like a rule's deadline, runs on journal time while
-        # catching up: an end line logged in time and not read yet is not missed
-        read_to_us = now_us - TICK_GRACE_US if self.caught_up else batch.last_us
-        ended, payloads = p.engine.take_ended(), Payloads(p.engine.keyed)
-        events += p.jobs.events(events, ended, payloads, now_us, read_to_us)
+        events = self._add_news(batch, now_us)
         p.book.apply(events, now_us)
         expired = p.book.expire(now_us)
         if not batch.read and not events and not expired and not p.jobs.outbox.has_ops():
@@ -184,6 +173,24 @@ class Daemon:
         if p.committer.commit(position, p.engine, events, extra, ops, then):
             then()
 
+    def _add_news(self, batch: Batch, now_us: int) -> list[Event]:
+        """The batch's events, and what the wall clock, the health checks and the handler
+        jobs add to them."""
+        p, events = self.p, batch.events
+        # the wall clock takes over once caught up, but not in the batch that got there: the
+        # backlog's last entries are committed before what falls due on the wall clock (after
+        # a long outage that can be every open training at once)
+        if self.caught_up and (self._was_caught_up or not batch.read):
+            events += p.engine.tick(now_us - TICK_GRACE_US)
+        self._was_caught_up = self.caught_up
+        events += p.health.drain()
+        # a replay's verify_within, like a rule's deadline, runs on journal time while
+        # catching up: an end line logged in time and not read yet is not missed
+        read_to_us = now_us - TICK_GRACE_US if self.caught_up else batch.last_us
+        ended, payloads = p.engine.take_ended(), Payloads(p.engine.keyed)
+        events += p.jobs.events(events, ended, payloads, now_us, read_to_us)
+        return events
+
     def _committed(
         self,
         position: Position,
@@ -199,11 +206,13 @@ class Daemon:
         p.book.mark_saved(book_version)
         p.jobs.outbox.arm_watches()
         p.position = position
+        jobs_changed |= p.jobs.hand_out(now_us, p.committer)
+        p.effects.dispatch(batch.events)
+        self._set_lag(0.0 if self.caught_up else max(0.0, (now_us - batch.last_us) / 1e6))
+        self._publish_view(jobs_changed)
+        # /metrics last: whoever sees the batch counted there finds its events in the API too
         p.effects.publish(p.engine, position, p.config.journal.units)
         p.effects.send_alerts(p.book, self.caught_up)
-        jobs_changed |= p.jobs.hand_out(now_us, p.committer)
-        lag = 0.0 if self.caught_up else max(0.0, (now_us - batch.last_us) / 1e6)
-        self._set_lag(lag)
         if self.source is not None:
             p.effects.count_source_problems(self.source)
         took = p.clock.monotonic() - started
@@ -215,8 +224,6 @@ class Daemon:
                 p.committer.last_commit_s * 1000,
                 len(batch.events),
             )
-        p.effects.dispatch(batch.events)
-        self._publish_view(jobs_changed)
 
     def _record_results_at_exit(self) -> None:
         """Results that came back while stopping are recorded, not lost."""
