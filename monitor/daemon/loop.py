@@ -36,6 +36,7 @@ MIN_BATCH_INTERVAL_S = 0.02
 SLOW_BATCH_S = 0.1  # a batch this long is logged, with how long its commit took
 TICK_GRACE_US = 2_000_000  # wall-clock deadlines fire this late, for entries still in flight
 STOP_GRACE_S = 3.0  # SIGTERM: runs and deliveries in flight get this long, all together
+LOOK_EVERY_S = 1.0  # the followed journal directory is looked at (a stat) at most this often
 
 
 class Daemon:
@@ -46,6 +47,7 @@ class Daemon:
         self._was_caught_up = False
         self._step_started = 0.0  # monotonic
         self.lag_s = 0.0
+        self._looked_at = float("-inf")  # monotonic
         self.reload_problems: list[str] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -56,6 +58,7 @@ class Daemon:
     def run(self) -> int:
         p = self.p
         self.source = self._open_source()
+        self._watch_journal()  # an empty directory is not ready, from the first answer on
         p.view.loop.source_open = True
         p.http.start()
         p.health.start()
@@ -103,6 +106,7 @@ class Daemon:
             if self.source is not None:
                 self.source.wait(0 if not self.caught_up else WAIT_SECONDS)
             self.step()
+            self._watch_journal()
         except (JournalError, OSError) as e:
             # never stop on the journal: reopen it at the last committed cursor
             log.error("journal read failed (%s); reopening at the last committed position", e)
@@ -265,7 +269,11 @@ class Daemon:
     # --- the journal ---------------------------------------------------------------------------
 
     def _open_source(
-        self, start: str | None = None, config: Config | None = None, engine: Engine | None = None
+        self,
+        start: str | None = None,
+        config: Config | None = None,
+        engine: Engine | None = None,
+        why: str | None = None,
     ) -> JournalSource:
         """The journal as `config` says (the current one by default), for `engine`'s rules."""
         p = self.p
@@ -278,17 +286,49 @@ class Daemon:
             start or config.journal.start,
             p.position.cursor,
             p.position.realtime_us,
+            why,
         )
         if reset:
             p.metrics.cursor_resets.inc()
         return source
 
-    def _reopen(self) -> None:
+    def _reopen(self, why: str | None = None) -> JournalSource:
+        """The journal again, after the committed cursor whatever `start` says: nothing lost,
+        nothing twice. `why`: the followed directory was replaced, so without a committed
+        cursor all of the new one is read (everything in it was written after the start)."""
+        source = self._open_source("head" if why else "resume", why=why)
         if self.source is not None:
             self.source.close()
-        # resume from the committed cursor whatever `start` says: nothing lost, nothing twice
-        self.source = self._open_source("resume")
+        self.source = source
         self.p.effects.new_source()
+        return source
+
+    def _watch_journal(self) -> None:
+        """Once a second: is the followed directory there, with files, and the one the reader
+        holds (sd_journal goes blind for good when its directory is deleted)?"""
+        p, followed = self.p, self.source.followed if self.source is not None else None
+        now = p.clock.monotonic()
+        if followed is None:  # files, or the system journal (perhaps since a reload)
+            p.view.loop.journal_problem = None
+            return
+        if now - self._looked_at < LOOK_EVERY_S:
+            return
+        self._looked_at = now
+        look = followed.look()
+        if look.reopen is not None:
+            log.warning("%s; reopening the journal", look.reopen)
+            try:
+                reopened = self._reopen(look.reopen).followed
+                if reopened is not None:  # files it cannot take do not make it reopen again
+                    reopened.known_unheld = look.unheld
+            except (JournalError, OSError) as e:  # gone again meanwhile: the next look retries
+                log.error("cannot reopen the journal: %s", e)
+        if look.problem != p.view.loop.journal_problem:
+            if look.problem:
+                log.warning("%s: nothing is read until that changes", look.problem)
+            else:
+                log.info("journal files in %s again", followed.directory)
+            p.view.loop.journal_problem = look.problem
 
     # --- signals and reload --------------------------------------------------------------------
 

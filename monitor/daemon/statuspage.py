@@ -70,6 +70,8 @@ def _verdict(state: dict[str, Any], unknown: list[dict[str, Any]]) -> tuple[str,
     stalled = sum(state.get("stalled_total", {}).values())
     down = [h["check"] for h in state.get("health", []) if h.get("up") == 0]
     problems = []
+    if state.get("journal", {}).get("problem"):
+        problems.append(f"reading nothing: {state['journal']['problem']}")
     if unknown:
         problems.append(f"{len(unknown)} unknown webhook status(es) in the last hour")
     if stalled:
@@ -80,7 +82,7 @@ def _verdict(state: dict[str, Any], unknown: list[dict[str, Any]]) -> tuple[str,
         problems.append("the last config reload was refused (the previous config runs)")
     if not problems:
         return "ok", "OK: nothing needs attention"
-    if unknown or down:
+    if unknown or down or state.get("journal", {}).get("problem"):
         return "crit", "CRITICAL: " + "; ".join(problems)
     return "warn", "WARNING: " + "; ".join(problems)
 

@@ -47,6 +47,7 @@ class LoopState:
     source_open: bool = False
     stopping: bool = False
     write_refused: bool = False
+    journal_problem: str | None = None  # the followed directory is missing or has no files
 
 
 def snapshot(
@@ -147,6 +148,7 @@ class StateView:
                 **snap.journal,
                 "lag_seconds": self.loop.lag_s,
                 "caught_up": self.loop.caught_up,
+                "problem": self.loop.journal_problem,
             },
             "config": dict(snap.config),
             "open_pairs": _pairs(snap.open_items, now_us),
@@ -163,4 +165,9 @@ class StateView:
 
     def ready(self) -> bool:
         loop = self.loop
-        return loop.source_open and not loop.stopping and not loop.write_refused
+        return (
+            loop.source_open
+            and not loop.stopping
+            and not loop.write_refused
+            and loop.journal_problem is None
+        )

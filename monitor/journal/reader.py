@@ -19,6 +19,7 @@ from typing import Any
 from systemd import daemon, journal
 
 from monitor.core.model import Entry, Gate
+from monitor.journal.watch import Followed
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class JournalSource:
         fields: Fields = Fields(),
         max_priority: int | None = None,
     ) -> None:
+        # a directory can vanish under the reader: taken before it opens (journal/watch.py)
+        self.followed = Followed.now(directory) if directory and not files else None
         try:
             if files:
                 self._reader = journal.Reader(files=list(files))

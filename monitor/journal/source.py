@@ -54,18 +54,20 @@ def open_at(
     mode: str,
     cursor: str | None,
     realtime_us: int,
+    why: str | None = None,
 ) -> tuple[JournalSource, bool]:
     """The journal positioned as `mode` (journal.start) says: after `cursor` for resume (and
     head, once there is one), else at the head or the tail. True with it when the cursor was
-    no longer in the journal and reading resumes by time, just after `realtime_us`."""
+    no longer in the journal and reading resumes by time, just after `realtime_us`; `why`
+    says in the log why the cursor may be gone."""
     source = open_source(journal, engine, directory, files)
     engine.fill = source.fill
     if mode in ("resume", "head") and cursor:
         if source.seek_cursor(cursor):
             return source, False
         when = format_time(us_to_datetime(realtime_us))
-        log.warning("stored cursor no longer in the journal (vacuumed, or another boot); "
-                    "resuming at %s", when)  # fmt: skip
+        why = why or "vacuumed, or another boot"
+        log.warning("stored cursor no longer in the journal (%s); resuming at %s", why, when)
         source.seek_realtime_us(realtime_us + 1)
         return source, True
     if mode == "head":

@@ -66,6 +66,7 @@ class State:
     last_entry_time: str | None
     lag_s: float
     caught_up: bool
+    journal_problem: str | None  # nothing can be read: the directory is missing or empty
     config_source: str
     reload_ok: bool
     reload_problems: tuple[str, ...]
@@ -119,6 +120,7 @@ def parse_state(data: Any) -> State:
             last_entry_time=j.get("last_entry_time"),
             lag_s=float(j["lag_seconds"]),
             caught_up=bool(j["caught_up"]),
+            journal_problem=str(j["problem"]) if j.get("problem") else None,
             config_source=str(c["source"]),
             reload_ok=bool(c["last_reload_ok"]),
             reload_problems=tuple(str(p) for p in c.get("problems", [])),
@@ -151,6 +153,8 @@ def _pair(p: Mapping[str, Any]) -> Pair:
 def problems(s: State) -> list[str]:
     """What a person should look at; empty when the daemon is healthy."""
     out = []
+    if s.journal_problem:
+        out.append(f"reading nothing: {s.journal_problem}")
     if s.stalled_total:
         out.append(f"{s.stalled_total} stalled training(s)")
     out += [f"health check {h.check} is down: {h.detail}" for h in s.health if h.up == 0]

@@ -114,15 +114,20 @@ def test_empty_journal_directory_that_fills_later(
     workdir.mkdir()
     d = spawn_daemon(workdir, journal_dir, tune(workdir / "config.yaml", start=start))
     daemons.append(d)
-    d.start()
+    d.start(wait=False)
+    wait_for(lambda: d.status("/healthz") == 200, 30, "the daemon to answer")
     assert list(journal_dir.iterdir()) == []
     heartbeat_moves(d)
     assert d.state()["journal"]["entries"] == 0
+    # up, but not ready: there is nothing to read
+    assert d.status("/readyz") == 503
+    assert d.state()["journal"]["problem"] == f"no journal files in {journal_dir}"
 
     lj = LiveJournal(journal_dir, tmp_path / "journal-remote.log")  # the first file appears
     try:
         n1, keys1 = phase(lj, "e", pairs=5, noise=5)
         wait_entries(d, n1)  # the very first entry too
+        d.wait_ready(5)
         n2, keys2 = phase(lj, "f", pairs=5, noise=5)
         wait_entries(d, n1 + n2)
         assert unknown_keys(d) == collections.Counter(keys1 + keys2)
