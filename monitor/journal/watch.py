@@ -82,7 +82,12 @@ class Followed:
         files = self._list()
         self._has_files = bool(files)
         held = _held()
-        unheld = frozenset() if held is None else frozenset(files) - held
+        unheld = frozenset(
+            i
+            for i in (() if held is None else files.keys() - held)
+            # a file this process may not read (another user's journal) is never held
+            if os.access(os.path.join(self.directory, files[i]), os.R_OK)
+        )
         # a file unheld at two listings in a row (a second apart: time for the reader to open a
         # file that just appeared), and not one a reopen already failed to make it take
         lost = unheld & self._pending
