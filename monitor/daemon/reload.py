@@ -168,4 +168,5 @@ def apply(p: Parts, r: Reloaded, source: JournalSource | None) -> JournalSource 
     p.alerter.reconfigure(config.alerting)
     p.health.reconfigure(config.health_checks)
     p.backend.replace_token(r.token)
+    p.backend.replace_limits(config.http)
     return source
