@@ -56,6 +56,7 @@ def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemo
         view.healthy,
         view.ready,
         read_token(config.http.token_file),
+        config.http,
     )
     http = HttpServer(listen_address(opts, config), backend)
     alerter = Alerter(config.alerting, metrics, f"http://{http.address}/", clock)

@@ -50,6 +50,8 @@ class StateConfig:
 class HttpConfig:
     listen: str = DEFAULT_LISTEN
     token_file: str | None = None
+    idle_timeout_us: int = 10_000_000  # a connection silent this long (or reading slower) closes
+    max_connections: int = 64  # connections served at once, a thread each
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,12 @@ def _http(view: View | None) -> HttpConfig:
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         view.error("listen", f"expected HOST:PORT such as 127.0.0.1:9817, got {listen!r}")
-    cfg = HttpConfig(listen, view.opt_str("token_file"))
+    cfg = HttpConfig(
+        listen,
+        view.opt_str("token_file"),
+        idle_timeout_us=view.duration_us("idle_timeout", "10s"),
+        max_connections=view.integer("max_connections", 64, minimum=1),
+    )
     view.finish()
     return cfg
 

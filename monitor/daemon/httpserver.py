@@ -5,6 +5,7 @@ long (the state view takes the engine lock for as long as it takes to copy what 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor.config.schema import HttpConfig
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.statuspage import render_status_page
 
@@ -35,25 +37,38 @@ class Backend:
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
         token: str | None = None,
+        limits: HttpConfig | None = None,
     ) -> None:
         self.metrics, self.state, self.events = metrics, state, events
         self.healthy, self.ready = healthy, ready
         self.token = token  # replaced by a reload; each request reads it once
+        self.limits = limits or HttpConfig()  # replaced by a reload; read per connection
 
     def replace_token(self, token: str | None) -> None:
         """A reload's token: requests from now on must carry it (None: no token needed)."""
         self.token = token
 
+    def replace_limits(self, limits: HttpConfig) -> None:
+        """A reload's `http.idle_timeout` and `max_connections`, for connections from now on."""
+        self.limits = limits
 
-def _handler(backend: Backend) -> type[BaseHTTPRequestHandler]:
+
+def _handler(backend: Backend, connections: _Connections) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "aisha-monitor"
         sys_version = ""
+
+        def setup(self) -> None:
+            super().setup()
+            # bounds every read and write: a silent or stalled client is let go after it
+            self.connection.settimeout(backend.limits.idle_timeout_us / 1e6)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("http %s " + format, self.client_address[0], *args)
 
         def do_GET(self) -> None:
+            if not connections.busy(self.connection):
+                return  # closed to make room for another while its request came in
             url = urlsplit(self.path)
             try:
                 self._route(url.path, parse_qs(url.query))
@@ -120,9 +135,71 @@ def _limit(query: dict[str, list[str]]) -> int:
         return 100
 
 
+_REFUSED = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+    b"Connection: close\r\n\r\nbusy\n"
+)
+
+
+class _Connections:
+    """The connections being served (a thread each), at most `http.max_connections`. Each is
+    idle until its request has come in: a connection that sends nothing is closed to make
+    room for a new one (the one idle longest first), so that idle sockets can neither pile up
+    threads nor lock out /healthz; only when every one is in the middle of a request is a new
+    connection refused, at once."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._idle: dict[socket.socket, None] = {}  # oldest first
+
+    def admit(self, sock: socket.socket) -> bool:
+        with self._lock:
+            if len(self._open) >= self._backend.limits.max_connections:
+                oldest = next(iter(self._idle), None)
+                if oldest is None:
+                    return False
+                self._drop(oldest)
+                with contextlib.suppress(OSError):  # its thread reads the end and goes
+                    oldest.shutdown(socket.SHUT_RDWR)
+            self._open.add(sock)
+            self._idle[sock] = None
+            return True
+
+    def busy(self, sock: socket.socket) -> bool:
+        """Its request came in: no longer closed to make room. False: it was, just now."""
+        with self._lock:
+            self._idle.pop(sock, None)
+            return sock in self._open
+
+    def closed(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._drop(sock)
+
+    def _drop(self, sock: socket.socket) -> None:
+        self._open.discard(sock)
+        self._idle.pop(sock, None)
+
+
 class _Server4(ThreadingHTTPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 128  # a burst of connections waits to be accepted rather than dropped
+    connections: _Connections
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self.connections.admit(request):
+            super().process_request(request, client_address)
+            return
+        with contextlib.suppress(OSError):  # a new socket's send buffer is empty: no wait
+            request.setblocking(False)
+            request.send(_REFUSED)
+        self.shutdown_request(request)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.connections.closed(request)
+        super().shutdown_request(request)
 
 
 class _Server6(_Server4):
@@ -134,7 +211,9 @@ class HttpServer:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]")
         server_class = _Server6 if ":" in host else _Server4
-        self._server = server_class((host, int(port)), _handler(backend))
+        connections = _Connections(backend)
+        self._server = server_class((host, int(port)), _handler(backend, connections))
+        self._server.connections = connections
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property

@@ -21,7 +21,7 @@ from monitor.daemon.jobs import Payloads
 from monitor.daemon.parts import Parts
 from monitor.daemon.pulse import Pulse
 from monitor.daemon.reading import Batch, read_batch
-from monitor.daemon.reload import ReloadRefusedError, apply, prepare
+from monitor.daemon.reload import Preparing, ReloadRefusedError, apply, reopen
 from monitor.daemon.state import Position
 from monitor.daemon.view import snapshot
 from monitor.journal.reader import JournalError, JournalSource, notify
@@ -51,6 +51,7 @@ class Daemon:
         self.reload_problems: list[str] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._preparing: Preparing | None = None  # a reload being prepared in its thread
         self._publish_view()
 
     # --- the loop ------------------------------------------------------------------------------
@@ -97,9 +98,7 @@ class Daemon:
         if p.committer.stuck is not None:
             p.committer.retry(self._stop)  # nothing is read or reloaded until it is in
             return
-        if self._reload.is_set():
-            self._reload.clear()
-            self.reload()
+        self.reload()
         try:
             if self.caught_up:
                 self._pace()
@@ -346,15 +345,33 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
 
-    def reload(self) -> bool:
-        """Load the config again and apply all of it, or none of it (monitor/daemon/reload.py).
-        Applied, open pairs and counters are kept (through the state store, as across a
+    def reload(self) -> None:
+        """SIGHUP starts preparing the config in a thread while the loop reads on; once it is
+        ready, the loop applies all of it or none of it (monitor/daemon/reload.py). A SIGHUP
+        that comes meanwhile has the file prepared again and that result applied instead: the
+        latest file wins. Systemd hears RELOADING=1 once, and READY=1 when it is settled."""
+        preparing = self._preparing
+        if preparing is not None and preparing.done():
+            self._preparing = None
+            if not self._reload.is_set():
+                self._apply_reload(preparing)
+                preparing = None  # settled (READY=1): a SIGHUP from now on is a new reload
+        if self._reload.is_set() and self._preparing is None:
+            self._reload.clear()
+            if preparing is None:
+                notify("RELOADING=1")
+            self._preparing = Preparing(self.p.opts, self.p.config)
+
+    def _apply_reload(self, preparing: Preparing) -> None:
+        """Applied, open pairs and counters are kept (through the state store, as across a
         restart)."""
         p = self.p
-        notify("RELOADING=1")
         try:
-            reloaded = prepare(
-                p.opts, p.config, p.engine, lambda c, e: self._open_source("resume", c, e)
+            reloaded = reopen(
+                preparing.result(),
+                p.config,
+                p.engine,
+                lambda c, e: self._open_source("resume", c, e),
             )
         except ReloadRefusedError as e:
             self.reload_problems = e.problems
@@ -363,7 +380,7 @@ class Daemon:
             p.metrics.reload_ok.set(0)
             self._publish_view()
             notify("READY=1")
-            return False
+            return
         self.source = apply(p, reloaded, self.source)
         self.reload_problems = []
         p.metrics.reload_ok.set(1)
@@ -371,4 +388,3 @@ class Daemon:
         log.info("config reloaded: %d rules", len(p.engine.rules))
         self._publish_view()
         notify("READY=1")
-        return True

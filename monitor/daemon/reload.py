@@ -1,10 +1,15 @@
 """SIGHUP: load the config again and decide whether all of it can be applied. Refused, the old
 config keeps running whole: an invalid config, a change to a setting only a start applies, an
 unreadable token file, a journal that cannot be opened. Nothing here changes a running part:
-the loop applies what `prepare` returns in one step."""
+`prepare` runs in a thread of its own (`Preparing`: a large config is parsed without holding the
+loop), the loop opens the journal if it must (`reopen`: positioned at the cursor committed by
+then) and applies the result in one step (`apply`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +21,8 @@ from monitor.daemon.options import RunOptions, state_directory
 from monitor.daemon.parts import Parts
 from monitor.journal.reader import JournalError, JournalSource
 from monitor.journal.source import fields_for
+
+log = logging.getLogger(__name__)
 
 
 class ReloadRefusedError(Exception):
@@ -37,8 +44,9 @@ class Reloaded:
 OpenSource = Callable[[Config, Engine], JournalSource]
 
 
-def prepare(opts: RunOptions, current: Config, engine: Engine, open_source: OpenSource) -> Reloaded:
-    """The new config, checked against the running one; raises ReloadRefusedError."""
+def prepare(opts: RunOptions, current: Config) -> Reloaded:
+    """The new config, checked against the running one; raises ReloadRefusedError. Reads only
+    the file and what it names (no part of the running daemon): safe in a thread."""
     try:
         config = load_config(opts.config_path)
     except ConfigError as e:
@@ -47,16 +55,55 @@ def prepare(opts: RunOptions, current: Config, engine: Engine, open_source: Open
     if restart_only:
         raise ReloadRefusedError(restart_only)
     token = reload_token(config)
-    fresh = daemon_engine(config)
-    source = None
-    if config.journal != current.journal or fields_for(fresh) != fields_for(engine):
-        # what is read changes (units, identifiers, directory, files, max_message_bytes, or a
-        # field only the new rules look at, such as PRIORITY or _HOSTNAME)
+    return Reloaded(config, daemon_engine(config), None, token)
+
+
+def reopen(r: Reloaded, current: Config, engine: Engine, open_source: OpenSource) -> Reloaded:
+    """`r` with a journal opened for it when what is read changes; on the loop, so that the
+    journal is positioned at the cursor committed by then. Raises ReloadRefusedError."""
+    fresh = r.engine
+    if r.config.journal == current.journal and fields_for(fresh) == fields_for(engine):
+        return r
+    # what is read changes (units, identifiers, directory, files, max_message_bytes, or a
+    # field only the new rules look at, such as PRIORITY or _HOSTNAME)
+    try:
+        return dataclasses.replace(r, source=open_source(r.config, fresh))
+    except (JournalError, OSError) as e:
+        raise ReloadRefusedError([f"{r.config.source}: journal: {e}"]) from e
+
+
+class Preparing:
+    """`prepare` in a thread of its own; the loop asks `done()` at each round and then takes
+    `result()`. A thread left running at exit dies with the process (it changes nothing)."""
+
+    def __init__(self, opts: RunOptions, current: Config) -> None:
+        self._outcome: Reloaded | ReloadRefusedError | None = None
+        self._done = threading.Event()
+        args = (opts, current)
+        self._thread = threading.Thread(target=self._run, args=args, name="reload", daemon=True)
+        self._thread.start()
+
+    def _run(self, opts: RunOptions, current: Config) -> None:
         try:
-            source = open_source(config, fresh)
-        except (JournalError, OSError) as e:
-            raise ReloadRefusedError([f"{config.source}: journal: {e}"]) from e
-    return Reloaded(config, fresh, source, token)
+            self._outcome = prepare(opts, current)
+        except ReloadRefusedError as e:
+            self._outcome = e
+        except Exception as e:  # a reload never left pending for ever, whatever went wrong
+            log.exception("reload failed")
+            self._outcome = ReloadRefusedError([f"{current.source}: reload failed: {e!r}"])
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self) -> Reloaded:
+        """The prepared reload once `done()`; raises ReloadRefusedError."""
+        if isinstance(self._outcome, ReloadRefusedError):
+            raise self._outcome
+        if self._outcome is None:
+            raise RuntimeError("result() before the reload was prepared")
+        return self._outcome
 
 
 def daemon_engine(config: Config) -> Engine:
@@ -121,4 +168,5 @@ def apply(p: Parts, r: Reloaded, source: JournalSource | None) -> JournalSource 
     p.alerter.reconfigure(config.alerting)
     p.health.reconfigure(config.health_checks)
     p.backend.replace_token(r.token)
+    p.backend.replace_limits(config.http)
     return source

@@ -159,3 +159,16 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"{bad}:4:14: rules[0].pattern: invalid regular expression" in err
     assert main(["check-config", "-c", str(tmp_path / "absent.yaml")]) == 2
     assert "cannot read the file" in capsys.readouterr().err
+
+
+def test_http_connection_limits() -> None:
+    shipped = load_config(None, env={}).http
+    assert (shipped.idle_timeout_us, shipped.max_connections) == (10_000_000, 64)
+    cfg = load_config_text("http: {idle_timeout: 500ms, max_connections: 3}\n", "c.yaml", {})
+    assert (cfg.http.idle_timeout_us, cfg.http.max_connections) == (500_000, 3)
+    got = problems("http:\n  idle_timeout: forever\n  max_connections: 0\n")
+    assert got == [
+        'c.yaml:2:17: http.idle_timeout: expected a duration like "30s", "15m" or "2h", '
+        "got 'forever'",
+        "c.yaml:3:20: http.max_connections: must be at least 1, got 0",
+    ]
