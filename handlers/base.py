@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from monitor.config.secrets import redact
 from monitor.config.yamlview import View
 
 
@@ -113,16 +114,8 @@ def parse_url(view: View, key: str, default: str | None = None) -> str:
     if url:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            view.error(key, f"expected an http:// or https:// URL, got {url!r}")
+            view.error(key, f"expected an http:// or https:// URL, got {redact(url)!r}")
     return url
-
-
-def parse_secret(view: View, key: str) -> tuple[str | None, str | None]:
-    """`<key>_file` (a path, e.g. a systemd credential) or `<key>_env` (a variable name)."""
-    path, env = view.opt_str(f"{key}_file"), view.opt_str(f"{key}_env")
-    if path and env:
-        view.error(f"{key}_env", f"give {key}_file or {key}_env, not both")
-    return path, env
 
 
 class Outcome(enum.StrEnum):
@@ -186,12 +179,3 @@ class RunContext:
     dry_run: bool
     handlers: Mapping[str, HandlerSpec]  # another handler's config (provider_status -> replay)
     env: Mapping[str, str]
-
-
-def read_secret(path: str | None, env_name: str | None, env: Mapping[str, str]) -> str | None:
-    """A secret from a file (e.g. a systemd credential) or an environment variable; None when
-    neither is set. Never logged."""
-    if path:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    return env.get(env_name) if env_name else None

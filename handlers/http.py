@@ -14,31 +14,31 @@ from handlers.base import (
     Result,
     RunContext,
     parse_common,
-    parse_secret,
     parse_url,
-    read_secret,
 )
+from monitor.config.secrets import Auth, parse_auth, redact
 from monitor.config.yamlview import View
 
 
 @dataclass(frozen=True, slots=True)
 class HttpSpec(HandlerDefaults):
-    """Keys: `url`, `token_file` / `token_env` (sent as a bearer token). Acts on every event
-    of its rules but `resolved`."""
+    """Keys: `url`, `token_file` / `token_env` (sent as a bearer token, or as `token_header`).
+    Acts on every event of its rules but `resolved`."""
 
     common: HandlerCommon
     url: str
-    token_file: str | None
-    token_env: str | None
+    auth: Auth
 
     def run(self, job: Job, ctx: RunContext) -> Result:
+        shown = redact(self.url)  # the URL's userinfo is sent, never shown
         if ctx.dry_run or self.common.dry_run:
-            return Result(Outcome.DRY_RUN, f"would POST the event to {self.url}")
+            return Result(Outcome.DRY_RUN, f"would POST the event to {shown}")
         try:
-            token = read_secret(self.token_file, self.token_env, ctx.env)
+            headers = self.auth.headers(ctx.env)
         except OSError as e:
-            return Result(Outcome.GAVE_UP, f"cannot read token_file: {e.strerror}")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return Result(Outcome.GAVE_UP, f"cannot read {self.auth.source}: {e.strerror}")
+        except ValueError as e:
+            return Result(Outcome.GAVE_UP, str(e))
         try:
             r = ctx.session.request(
                 "POST",
@@ -48,17 +48,17 @@ class HttpSpec(HandlerDefaults):
                 timeout=self.common.timeout_us / 1e6,
             )
         except requests.RequestException as e:
-            return Result(Outcome.FAILED, f"POST {self.url}: {type(e).__name__}", retry=True)
+            return Result(Outcome.FAILED, f"POST {shown}: {type(e).__name__}", retry=True)
         if 200 <= r.status_code < 300:
-            return Result(Outcome.DONE, f"POST {self.url}: HTTP {r.status_code}")
+            return Result(Outcome.DONE, f"POST {shown}: HTTP {r.status_code}")
         retry = r.status_code >= 500 or r.status_code == 429
         return Result(
             Outcome.FAILED if retry else Outcome.GAVE_UP,
-            f"POST {self.url}: HTTP {r.status_code}",
+            f"POST {shown}: HTTP {r.status_code}",
             retry=retry,
         )
 
 
 def parse(view: View, name: str) -> HttpSpec:
-    token_file, token_env = parse_secret(view, "token")
-    return HttpSpec(parse_common(view, name), parse_url(view, "url"), token_file, token_env)
+    url = parse_url(view, "url")
+    return HttpSpec(parse_common(view, name), url, parse_auth(view, url))

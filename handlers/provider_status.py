@@ -21,11 +21,10 @@ from handlers.base import (
     Result,
     RunContext,
     parse_common,
-    parse_secret,
     parse_url,
-    read_secret,
 )
 from handlers.replay_webhook import ReplayWebhookSpec
+from monitor.config.secrets import parse_secret, read_secret, redact
 from monitor.config.yamlview import View
 
 
@@ -56,7 +55,7 @@ class ProviderStatusSpec(HandlerDefaults):
 
     def run(self, job: Job, ctx: RunContext) -> Result:
         if ctx.dry_run or self.common.dry_run:
-            return Result(Outcome.DRY_RUN, f"would ask {self.base} about {job.key}")
+            return Result(Outcome.DRY_RUN, f"would ask {redact(self.base)} about {job.key}")
         try:
             key = read_secret(self.api_key_file, self.api_key_env, ctx.env)
         except OSError as e:

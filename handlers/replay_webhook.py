@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -23,6 +23,7 @@ from handlers.base import (
     parse_common,
     parse_url,
 )
+from monitor.config.secrets import Auth, parse_auth, redact
 from monitor.config.yamlview import View
 
 MAX_PAYLOAD_CHARS = 64 * 1024
@@ -33,13 +34,15 @@ MAX_PAYLOAD_DEPTH = 32
 class ReplayWebhookSpec(HandlerDefaults):
     """Keys: `url` (aisha-api's webhook endpoint), `status_case` (lower|upper, default lower),
     `verify_within` (default 2m), `payload_rule` (a `match` rule with `key: request_id` and a
-    `payload` group: the logged webhook body to rebuild the replay from)."""
+    `payload` group: the logged webhook body to rebuild the replay from), `token_file` /
+    `token_env` (sent as a bearer token, or as `token_header`)."""
 
     common: HandlerCommon
     url: str
     status_case: str
     verify_within_us: int
     payload_rule: str | None
+    auth: Auth = field(default_factory=Auth)
 
     def wants(self, event: Mapping[str, Any]) -> str | None:
         """Only unknown statuses that normalize to a known one, with a request_id, are
@@ -63,35 +66,44 @@ class ReplayWebhookSpec(HandlerDefaults):
 
     def post(self, body: dict[str, Any], ctx: RunContext) -> Result:
         """Deliver `body` to the webhook endpoint (also used by provider_status)."""
+        shown = redact(self.url)  # the URL's userinfo is sent, never shown
         if ctx.dry_run or self.common.dry_run:
-            return Result(Outcome.DRY_RUN, f"would POST {body!r} to {self.url}")
+            return Result(Outcome.DRY_RUN, f"would POST {body!r} to {shown}")
+        try:
+            headers = self.auth.headers(ctx.env)
+        except OSError as e:
+            return Result(Outcome.GAVE_UP, f"cannot read {self.auth.source}: {e.strerror}")
+        except ValueError as e:
+            return Result(Outcome.GAVE_UP, str(e))
         try:
             timeout = self.common.timeout_us / 1e6
-            r = ctx.session.request("POST", self.url, json=body, timeout=timeout)
+            r = ctx.session.request("POST", self.url, json=body, headers=headers, timeout=timeout)
         except requests.ReadTimeout:
             # sent, but no answer in time: it may well have been processed. Another POST could
             # replay it twice, so the journal decides (verification), not a retry.
-            return Result(Outcome.REPLAYED, f"POST {self.url}: no answer in time; verifying")
+            return Result(Outcome.REPLAYED, f"POST {shown}: no answer in time; verifying")
         except requests.RequestException as e:
-            return Result(Outcome.FAILED, f"POST {self.url}: {type(e).__name__}", retry=True)
+            return Result(Outcome.FAILED, f"POST {shown}: {type(e).__name__}", retry=True)
         if 200 <= r.status_code < 300:
             return Result(
                 Outcome.REPLAYED,
-                f"POST {self.url}: HTTP {r.status_code}, status {body['status']!r}",
+                f"POST {shown}: HTTP {r.status_code}, status {body['status']!r}",
             )
         # 5xx and 429 may pass; any other 4xx will not
         retry = r.status_code >= 500 or r.status_code == 429
         outcome = Outcome.FAILED if retry else Outcome.GAVE_UP
-        return Result(outcome, f"POST {self.url}: HTTP {r.status_code}", retry=retry)
+        return Result(outcome, f"POST {shown}: HTTP {r.status_code}", retry=retry)
 
 
 def parse(view: View, name: str) -> ReplayWebhookSpec:
+    url = parse_url(view, "url")
     return ReplayWebhookSpec(
         common=parse_common(view, name),
-        url=parse_url(view, "url"),
+        url=url,
         status_case=view.choice("status_case", ("lower", "upper"), "lower"),
         verify_within_us=view.duration_us("verify_within", "2m"),
         payload_rule=view.opt_str("payload_rule"),
+        auth=parse_auth(view, url),
     )
 
 

@@ -28,7 +28,8 @@ from monitor.daemon.worker import Worker
 
 def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemon:
     """The daemon for `config`, its state restored; nothing started yet. Raises StateError
-    for an unusable state file, OSError when the HTTP address cannot be bound."""
+    for an unusable state file, SecretFileError for an HTTP token file that cannot serve,
+    OSError when the HTTP address cannot be bound."""
     clock = clock or SystemClock()
     metrics = Metrics()
     store = StateStore(state_directory(opts, config))
@@ -55,7 +56,7 @@ def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemo
         view.events,
         view.healthy,
         view.ready,
-        read_token(config.http.token_file),
+        read_token(config),
         config.http,
     )
     http = HttpServer(listen_address(opts, config), backend)

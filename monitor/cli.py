@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from monitor import __version__
 from monitor.config.schema import Config, ConfigError, load_config
+from monitor.config.secrets import SecretFileError, redact
 from monitor.journal.reader import JournalError
 from monitor.tools.replay import ReplayOptions, print_summary, run_replay
 from monitor.tools.timeparse import parse_time_us
@@ -31,9 +32,12 @@ def _config_path(arg: str | None) -> str | None:
     return etc if os.path.exists(etc) else None
 
 
-def _load(arg: str | None) -> Config | None:
+def _load(arg: str | None, *, read_secrets: bool = True) -> Config | None:
+    """The config, or None after printing every problem. `run` and `check-config` read the
+    secret files too (missing, unreadable or empty: a problem, exit 2); the offline commands,
+    which send nothing, do not need them."""
     try:
-        return load_config(_config_path(arg))
+        return load_config(_config_path(arg), read_secrets=read_secrets)
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
@@ -59,7 +63,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, read_secrets=False)
     if config is None:
         return EXIT_CONFIG
     now_us = time.time_ns() // 1000
@@ -111,6 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StateError as e:
         print(f"aisha-monitor run: {e}", file=sys.stderr)
         return EXIT_STATE
+    except SecretFileError as e:  # changed since the config was loaded: a config error still
+        print(f"aisha-monitor run: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as e:
         print(
             f"aisha-monitor run: cannot listen on {opts.listen or config.http.listen}: {e}",
@@ -134,7 +141,7 @@ def cmd_test_rules(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from monitor.tools import explain
 
-    config = _load(args.config)
+    config = _load(args.config, read_secrets=False)
     if config is None:
         return EXIT_CONFIG
     lines = list(args.lines)
@@ -256,5 +263,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.log_level
         else ("INFO" if args.command == "run" else "WARNING")
     )
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     return int(args.func(args))
+
+
+class RedactingFormatter(logging.Formatter):
+    """Every log line, tracebacks included, without the userinfo of the URLs it holds: the
+    parts redact what they write, and this catches what a library's exception says."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

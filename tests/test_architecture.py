@@ -18,13 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("monitor", "rules", "handlers")
 
 # what rules/ and handlers/ may use of monitor: the model, the clock, the YAML layer, regex
-# checks and status normalization; never the daemon, the journal reader or the tools
+# checks, secrets and status normalization; never the daemon, the journal reader or the tools
 PLUGIN_MAY_IMPORT = {
     "monitor.core.model",
     "monitor.core.statuses",
     "monitor.core.clock",
     "monitor.config.yamlview",
     "monitor.config.regexutil",
+    "monitor.config.secrets",
 }
 # the engine and its model do no I/O: no files, sockets, processes, threads or wall clock
 CORE_MAY_IMPORT_STDLIB = {

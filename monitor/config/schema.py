@@ -13,6 +13,7 @@ import yaml
 import handlers
 import rules
 from handlers.base import HandlerSpec
+from monitor.config.secrets import Auth, parse_auth, redact, secret_file
 from monitor.config.yamlview import ConfigError, Problem, Problems, View, load_root
 from monitor.core.model import Severity
 from monitor.core.statuses import DEFAULT_ALIASES, DEFAULT_CANONICAL, Statuses, fold
@@ -72,6 +73,7 @@ class AlertingConfig:
     alerts: dict[str, AlertSpec] = field(default_factory=dict)
     one_off_ttl_us: int = 3600 * 1_000_000  # how long an alert for a one-off event stays active
     max_event_age_us: int = 3600 * 1_000_000  # older one-off events are reported, not alerted
+    auth: Auth = field(default_factory=Auth)  # sent to every Alertmanager URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,19 +106,25 @@ def default_config_text() -> str:
     return resources.files("monitor").joinpath("default_config.yaml").read_text(encoding="utf-8")
 
 
-def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
-    """Load `path`, or the embedded default when it is None. Raises ConfigError."""
+def load_config(
+    path: str | Path | None, env: dict[str, str] | None = None, *, read_secrets: bool = True
+) -> Config:
+    """Load `path`, or the embedded default when it is None. Raises ConfigError. With
+    `read_secrets`, every secret file must be readable and not empty."""
     if path is None:
-        return load_config_text(default_config_text(), "<embedded config.yaml>", env)
+        text, name = default_config_text(), "<embedded config.yaml>"
+        return load_config_text(text, name, env, read_secrets=read_secrets)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Problem(str(path), 1, 1, "", f"cannot read the file: {e}")]) from e
-    return load_config_text(text, str(path), env)
+    return load_config_text(text, str(path), env, read_secrets=read_secrets)
 
 
-def load_config_text(text: str, filename: str, env: dict[str, str] | None = None) -> Config:
-    problems = Problems(filename, env)
+def load_config_text(
+    text: str, filename: str, env: dict[str, str] | None = None, *, read_secrets: bool = True
+) -> Config:
+    problems = Problems(filename, env, read_secrets=read_secrets)
     root = load_root(text, problems)
     if root is None:
         problems.raise_if_any()
@@ -181,7 +189,7 @@ def _http(view: View | None) -> HttpConfig:
         view.error("listen", f"expected HOST:PORT such as 127.0.0.1:9817, got {listen!r}")
     cfg = HttpConfig(
         listen,
-        view.opt_str("token_file"),
+        secret_file(view, "token_file"),
         idle_timeout_us=view.duration_us("idle_timeout", "10s"),
         max_connections=view.integer("max_connections", 64, minimum=1),
     )
@@ -318,7 +326,9 @@ def _alerting(view: View | None, problems: Problems) -> AlertingConfig:
     urls = view.str_list("alertmanager_urls")
     for url in urls:
         if not url.startswith(("http://", "https://")):
-            view.error("alertmanager_urls", f"expected http:// or https:// URLs, got {url!r}")
+            view.error(
+                "alertmanager_urls", f"expected http:// or https:// URLs, got {redact(url)!r}"
+            )
     alerts: dict[str, AlertSpec] = {}
     for name, aview in view.named_views("alerts"):
         if not _ALERT_NAME.match(name):
@@ -339,6 +349,7 @@ def _alerting(view: View | None, problems: Problems) -> AlertingConfig:
         alerts=alerts,
         one_off_ttl_us=view.duration_us("one_off_ttl", "1h"),
         max_event_age_us=view.duration_us("max_event_age", "1h"),
+        auth=parse_auth(view, *urls),
     )
     view.finish()
     return cfg

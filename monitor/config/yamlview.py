@@ -43,9 +43,14 @@ class ConfigError(Exception):
 class Problems:
     """Collects problems for one file."""
 
-    def __init__(self, file: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, file: str, env: dict[str, str] | None = None, *, read_secrets: bool = True
+    ) -> None:
         self.file = file
         self.env = dict(os.environ) if env is None else env
+        # secret files are checked (missing, unreadable, empty) unless a command that sends
+        # nothing (replay, explain, test-rules) loads the config
+        self.read_secrets = read_secrets
         self.items: list[Problem] = []
 
     def add(self, node: yaml.Node | None, path: str, message: str) -> None:

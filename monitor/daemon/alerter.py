@@ -9,6 +9,7 @@ dedups itself); each URL has its own backoff."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import requests
 
 from monitor.config.schema import AlertingConfig
+from monitor.config.secrets import Auth, redact
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.model import format_time, us_to_datetime
 from monitor.daemon.alerts import SHOWN_KEYS, Sendable
@@ -170,14 +172,10 @@ class Alerter:
                     and (alerts or target.sent_version != version)
                 ):
                     body = self.payload(alerts, self.clock.now_us(), cfg)
-                    self._send(target, body, version)
+                    self._send(target, body, version, cfg.auth)
 
-    def _send(self, target: _Target, body: list[dict[str, Any]], version: int) -> None:
-        try:
-            r = self._session.post(target.url, json=body, timeout=TIMEOUT_S)
-            ok, why = r.status_code == 200, f"HTTP {r.status_code}"
-        except requests.RequestException as e:
-            ok, why = False, type(e).__name__
+    def _send(self, target: _Target, body: list[dict[str, Any]], version: int, auth: Auth) -> None:
+        ok, why = self._post(target.url, body, auth)
         now = self.clock.monotonic()
         if ok:
             target.sent_version, target.sent_at, target.backoff_s, target.retry_at = (
@@ -192,5 +190,23 @@ class Alerter:
         target.retry_at = now + target.backoff_s
         self.metrics.alert_deliveries.labels("failed").inc()
         log.warning(
-            "alert delivery to %s failed (%s); retrying in %.0fs", target.url, why, target.backoff_s
+            "alert delivery to %s failed (%s); retrying in %.0fs",
+            redact(target.url),
+            why,
+            target.backoff_s,
         )
+
+    def _post(self, url: str, body: list[dict[str, Any]], auth: Auth) -> tuple[bool, str]:
+        """One delivery: (delivered, why not). The token is read at each send: a rotated one is
+        used at once; one that cannot be read or sent is said, never shown."""
+        try:
+            headers = auth.headers(os.environ)
+        except OSError as e:
+            return False, f"cannot read {auth.source}: {e.strerror}"
+        except ValueError as e:
+            return False, str(e)
+        try:
+            r = self._session.post(url, json=body, headers=headers, timeout=TIMEOUT_S)
+        except requests.RequestException as e:
+            return False, type(e).__name__
+        return r.status_code == 200, f"HTTP {r.status_code}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import requests
 
 from monitor.config.schema import HealthCheckSpec
+from monitor.config.secrets import redact
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.model import Event, EventKind, Severity, format_time, us_to_datetime
 from monitor.daemon.metrics import Metrics
@@ -45,7 +46,7 @@ def check_http(spec: HealthCheckSpec, session: requests.Session) -> tuple[int, s
     try:
         r = session.get(spec.url, timeout=spec.timeout_us / 1e6, allow_redirects=False)
     except requests.RequestException as e:
-        return DOWN, f"{spec.url}: {type(e).__name__}"
+        return DOWN, f"{redact(spec.url)}: {type(e).__name__}"
     if r.status_code == spec.expect_status:
         return UP, f"HTTP {r.status_code}"
     return DOWN, f"HTTP {r.status_code}, expected {spec.expect_status}"

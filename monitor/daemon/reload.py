@@ -12,9 +12,9 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from monitor.config.schema import Config, ConfigError, load_config
+from monitor.config.secrets import SecretFileError, read_secret_file
 from monitor.core.engine import Engine, engine_for
 from monitor.daemon.alerts import AlertBook
 from monitor.daemon.options import RunOptions, state_directory
@@ -133,15 +133,22 @@ def _restart_only(opts: RunOptions, old: Config, config: Config) -> list[str]:
 def reload_token(config: Config) -> str | None:
     """The token file is read again at each reload: a token can change without its path."""
     try:
-        return read_token(config.http.token_file)
-    except (OSError, UnicodeDecodeError) as e:
-        raise ReloadRefusedError([f"{config.source}: http.token_file: cannot read it: {e}"]) from e
+        return read_token(config)
+    except SecretFileError as e:
+        raise ReloadRefusedError([str(e)]) from e
 
 
-def read_token(path: str | None) -> str | None:
+def read_token(config: Config) -> str | None:
+    """The HTTP token; raises SecretFileError naming the key when its file is gone, unreadable
+    or empty (loading the config checked it, but the file may have changed since): an empty
+    token would open the API to `Authorization: Bearer `."""
+    path = config.http.token_file
     if not path:
         return None
-    return Path(path).read_text(encoding="utf-8").strip()
+    try:
+        return read_secret_file(path)
+    except SecretFileError as e:
+        raise SecretFileError(f"{config.source}: http.token_file: {e}") from e
 
 
 def apply(p: Parts, r: Reloaded, source: JournalSource | None) -> JournalSource | None:

@@ -13,6 +13,7 @@ import requests
 
 from handlers.base import Job, Outcome, Result, RunContext
 from monitor.config.schema import Config
+from monitor.config.secrets import redact
 from monitor.core.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -68,5 +69,7 @@ class Worker:
                 )
             except Exception as e:
                 log.exception("handler %s failed on %s", job.handler, job.key)
-                result = Result(Outcome.FAILED, f"{type(e).__name__}: {e}", retry=True)
+                # exception texts can hold the URL (requests quotes it): not its userinfo
+                why = redact(f"{type(e).__name__}: {e}")
+                result = Result(Outcome.FAILED, why, retry=True)
             self.results.put((job, source_rule, result))

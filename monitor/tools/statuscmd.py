@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import requests
 
+from monitor.config.secrets import redact
 from monitor.core.model import datetime_to_us
 
 EXIT_OK, EXIT_PROBLEM, EXIT_UNREACHABLE = 0, 1, 3
@@ -250,12 +251,12 @@ def main(opts: StatusOptions, out: TextIO, err: TextIO) -> int:
         data = fetch(opts)
         state = parse_state(data)
     except StatusError as e:
-        err.write(f"aisha-monitor status: {e}\n")
+        err.write(f"aisha-monitor status: {redact(str(e))}\n")
         return EXIT_UNREACHABLE
     found = problems(state)
     if opts.as_json:
         out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
-        out.write(render(state, opts.url))
+        out.write(render(state, redact(opts.url)))
         out.write("\n" + ("PROBLEM: " + "; ".join(found) if found else "OK: healthy") + "\n")
     return EXIT_PROBLEM if found else EXIT_OK

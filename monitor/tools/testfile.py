@@ -124,7 +124,7 @@ def load_test_file(path: str | Path) -> RuleTestFile:
 def _config(root: _Literal, path: Path) -> Config | None:
     rel = root.opt_str("config")
     try:
-        return load_config(path.parent / rel if rel else None)
+        return load_config(path.parent / rel if rel else None, read_secrets=False)
     except ConfigError as e:
         root.error("config", f"the config {rel or '(embedded)'} is invalid (problems follow)")
         root.problems.items.extend(e.problems)
