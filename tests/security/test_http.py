@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from monitor.config.schema import load_config
+from monitor.tools.export import export_entry, write_journal
 from tests.integration.daemon_fixtures import (
     SHIPPED_CONFIG,
     MonitorDaemon,
@@ -150,7 +152,10 @@ def make(tmp_path: Path) -> Iterator[list[MonitorDaemon]]:
 
 def start(tmp_path: Path, made: list[MonitorDaemon], http: dict[str, str]) -> MonitorDaemon:
     journal = tmp_path / "journal"
-    journal.mkdir(exist_ok=True)
+    if not journal.exists():  # a journal file: the daemon is not ready while it reads nothing
+        journal.mkdir()
+        now_us = time.time_ns() // 1000
+        write_journal(journal / "api.journal", [export_entry("uvicorn: started", now_us)])
     work = tmp_path / f"daemon-{len(made)}"
     work.mkdir()
     d = ConfigListenDaemon(
