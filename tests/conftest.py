@@ -1,8 +1,11 @@
-"""Suite-wide options."""
+"""Suite-wide options, and the fixtures every group of tests may use: the live journal and the
+daemon as a subprocess (`daemons`, `make_daemon`), from tests/integration/daemon_fixtures.py."""
 
 from __future__ import annotations
 
 import pytest
+
+pytest_plugins = ["tests.integration.daemon_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

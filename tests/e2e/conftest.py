@@ -19,13 +19,9 @@ import requests
 from tests.integration.daemon_fixtures import (
     LiveJournal,
     free_port,
-    live_journal_fixture,
-    make_daemon_fixture,
     tail,
     wait_for,
 )
-
-__all__ = ["live_journal_fixture", "make_daemon_fixture"]  # fixtures used by the e2e tests
 
 KNOWN_AFTER_FIX = {"in_progress", "completed", "failed"}
 

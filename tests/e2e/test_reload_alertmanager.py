@@ -17,14 +17,11 @@ from tests.integration.daemon_fixtures import (
     LiveJournal,
     MakeDaemon,
     MonitorDaemon,
-    alert_receiver_fixture,
     begin,
     unknown,
     wait_for,
 )
 from tests.integration.test_daemon import replace_text
-
-__all__ = ["alert_receiver_fixture"]  # a fixture used here
 
 pytestmark = pytest.mark.e2e
 

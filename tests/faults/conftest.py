@@ -32,19 +32,11 @@ from tests.integration.daemon_fixtures import (
     LiveJournal,
     MonitorDaemon,
     daemon_env,
-    live_journal_fixture,  # a fixture
-    make_daemon_fixture,  # a fixture
     tail,
     wait_for,
 )
 
-__all__ = [
-    "Alertmanager",
-    "alertmanager",
-    "api_emulator",
-    "live_journal_fixture",
-    "make_daemon_fixture",
-]
+__all__ = ["Alertmanager", "alertmanager", "api_emulator"]
 
 P = "aisha_monitor_"
 ENTRIES = P + "journal_entries_total"
@@ -384,17 +376,3 @@ def spawn_daemon(
     """A MonitorDaemon (not started) with its own state directory under `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     return MonitorDaemon(config, journal_dir, workdir / "state", workdir, daemon_env(env))
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[MonitorDaemon]]:
-    """Append MonitorDaemons built with spawn_daemon: every one is shut down afterwards."""
-    made: list[MonitorDaemon] = []
-    try:
-        yield made
-    finally:
-        for d in made:
-            d.shutdown()
-        for d in made:
-            for log in d.logs:
-                print(tail(log, 100))

@@ -237,16 +237,6 @@ def first_run(
     return d
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[MonitorDaemon]]:
-    made: list[MonitorDaemon] = []
-    try:
-        yield made
-    finally:
-        for d in made:
-            d.shutdown()
-
-
 def run_once(ns: Namespace, d: MonitorDaemon) -> tuple[int | None, str]:
     nd = NsDaemon(ns, d.config, d.journal_dir, d.state_dir)
     nd.start()

@@ -523,15 +523,31 @@ class MonitorDaemon:
                     proc.wait(STOP_TIMEOUT_S)
 
 
+@pytest.fixture
+def daemons() -> Iterator[list[MonitorDaemon]]:
+    """Append every MonitorDaemon a test builds: each is shut down afterwards (every process
+    it ever started) and its logs are printed (pytest shows them when the test failed)."""
+    made: list[MonitorDaemon] = []
+    try:
+        yield made
+    finally:
+        for d in made:
+            d.shutdown()
+        for d in made:
+            for log in d.logs:
+                print(tail(log, 200))
+
+
 MakeDaemon = Callable[..., MonitorDaemon]
 
 
 @pytest.fixture(name="make_daemon")
-def make_daemon_fixture(tmp_path: Path, live_journal: LiveJournal) -> Iterator[MakeDaemon]:
+def make_daemon_fixture(
+    tmp_path: Path, live_journal: LiveJournal, daemons: list[MonitorDaemon]
+) -> Iterator[MakeDaemon]:
     """make_daemon(start=..., deadline=..., health_url=..., env=...): a MonitorDaemon (not yet
-    started) on the live journal, with its own config copy and state directory. Every daemon
-    is stopped afterwards; the logs are printed (pytest shows them when the test failed)."""
-    made: list[MonitorDaemon] = []
+    started) on the live journal, with its own config copy and state directory, stopped
+    afterwards by `daemons`."""
 
     def make(
         *,
@@ -540,7 +556,7 @@ def make_daemon_fixture(tmp_path: Path, live_journal: LiveJournal) -> Iterator[M
         health_url: str | None = None,
         env: dict[str, str] | None = None,
     ) -> MonitorDaemon:
-        workdir = tmp_path / f"monitor-{len(made) + 1}"
+        workdir = tmp_path / f"monitor-{len(daemons) + 1}"
         workdir.mkdir()
         config = write_config(
             workdir / "config.yaml", start=start, deadline=deadline, health_url=health_url
@@ -548,15 +564,8 @@ def make_daemon_fixture(tmp_path: Path, live_journal: LiveJournal) -> Iterator[M
         d = MonitorDaemon(
             config, live_journal.directory, workdir / "state", workdir, daemon_env(env)
         )
-        made.append(d)
+        daemons.append(d)
         return d
 
-    try:
-        yield make
-    finally:
-        for d in made:
-            d.shutdown()
-        for d in made:
-            for log in d.logs:
-                print(tail(log, 200))
-        print(tail(live_journal.log, 20))
+    yield make
+    print(tail(live_journal.log, 20))

@@ -21,7 +21,6 @@ from tests.integration.daemon_fixtures import (
     LiveJournal,
     MonitorDaemon,
     daemon_env,
-    live_journal_fixture,  # noqa: F401 - a fixture
     tail,
     wait_for,
 )
