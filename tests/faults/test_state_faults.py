@@ -302,6 +302,7 @@ def fill_while_running(
     ns.do("tmpfs 2m")
     nd = NsDaemon(ns, config, lj.directory, state_dir)
     lj.send([lj.raw(f"before the fill {i}") for i in range(50)])
+    lj.wait_written()  # n1 must be every entry sent, not what journal-remote wrote so far
     nd.start()
     n1 = lj.count()
     wait_for(lambda: nd.entries() >= n1, 30, lambda: f"{n1} entries\n{tail(ns.log)}")
