@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import ENTRIES, StandIn, api_logger, tune
+from tests.faults.conftest import ENTRIES, api_logger, tune
 from tests.integration.daemon_fixtures import (
     API_UNIT,
     LiveJournal,
@@ -37,6 +37,7 @@ from tests.integration.daemon_fixtures import (
     tail,
     wait_for,
 )
+from tests.standins import StandIn
 
 pytestmark = pytest.mark.faults
 
