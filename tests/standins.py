@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,13 +41,24 @@ class Request:
 Responder = Callable[[Request], tuple[int, bytes]]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client killed between two requests on a kept-alive connection (kill -9 of the
+        # daemon) is what the fault tests do, not a failure of the stand-in
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class StandIn:
     """A 127.0.0.1 HTTP server standing in for a peer (aisha-api, fal.ai, Alertmanager, a chat
     hook). It records every request, calls `on_request` as it arrives (the emulated service
     doing its work), then answers with `respond` at once, or after `slow_s` in mode "slow"
     (bounded: it answers at once when it stops), or HTTP 503 in mode "error". A request is
-    recorded before it is answered, so a client's call has been recorded when it returns.
+    recorded before it is answered, so a client's call has been recorded when it returns; one
+    whose body was cut short (the client killed) is not a request.
     `stop()` takes it off its port (down); `start()` puts it back on the same port."""
 
     respond: Responder = field(default=lambda r: (200, b"{}"))
@@ -57,7 +69,7 @@ class StandIn:
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._release = threading.Event()
 
@@ -67,8 +79,7 @@ class StandIn:
 
     def start(self) -> StandIn:
         self._release.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), self._handler())
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(POLL_S,), daemon=True
@@ -85,6 +96,8 @@ class StandIn:
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    return  # the client died mid-request (kill -9): nothing arrived
                 req = Request(self.command, self.path, dict(self.headers.items()), body)
                 stand_in.requests.append(req)
                 if stand_in.on_request is not None:
@@ -215,3 +228,78 @@ class FalQueue:
 
     def close(self) -> None:
         self.stand_in.stop()
+
+
+class HealthApi:
+    """aisha-api's GET /health at `url` + "/health", answering `status` (settable; 200 until
+    told otherwise)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.stand_in = StandIn(respond=self._answer).start()
+        self.url = self.stand_in.url
+
+    def _answer(self, req: Request) -> tuple[int, bytes]:
+        if req.path != "/health":
+            return 404, b"not found"
+        return self.status, b'{"status": "ok"}' if self.status == 200 else b""
+
+    def close(self) -> None:
+        self.stand_in.stop()
+
+
+@dataclass(frozen=True)
+class Post:
+    """One POST Alertmanager accepted: when it arrived (monotonic, and the wall clock in
+    microseconds) and its alerts."""
+
+    at: float
+    wall_us: int
+    alerts: list[dict[str, Any]]
+
+
+class AlertReceiver:
+    """Alertmanager's POST /api/v2/alerts: answers 503 to the first `refuse` POSTs, then 200,
+    keeping every accepted one (`posts`) with when it arrived."""
+
+    def __init__(self, refuse: int = 0) -> None:
+        self.refuse = refuse
+        self.posts: list[Post] = []
+        self.stand_in = StandIn(respond=self._answer).start()
+        self.url = self.stand_in.url
+
+    def _answer(self, req: Request) -> tuple[int, bytes]:
+        if req.path != "/api/v2/alerts":
+            return 404, b""
+        if self.refuse > 0:
+            self.refuse -= 1
+            return 503, b""
+        self.posts.append(Post(req.at, time.time_ns() // 1000, req.json()))
+        return 200, b""
+
+    def received(self, since: float = 0.0) -> list[tuple[float, list[dict[str, Any]]]]:
+        """(arrival, alerts) of the POSTs accepted at or after `since` (monotonic), oldest
+        first."""
+        return [(p.at, p.alerts) for p in self.posts if p.at >= since]
+
+    def close(self) -> None:
+        self.stand_in.stop()
+
+
+@pytest.fixture(name="api_stand_in")
+def api_stand_in_fixture() -> Iterator[str]:
+    """aisha-api's GET /health answering 200. Its URL (without /health)."""
+    api = HealthApi()
+    try:
+        yield api.url
+    finally:
+        api.close()
+
+
+@pytest.fixture(name="alert_receiver")
+def alert_receiver_fixture() -> Iterator[AlertReceiver]:
+    receiver = AlertReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()

@@ -13,7 +13,6 @@ import yaml
 
 from tests.e2e.conftest import Alertmanager
 from tests.integration.daemon_fixtures import (
-    AlertReceiver,
     LiveJournal,
     MakeDaemon,
     MonitorDaemon,
@@ -22,6 +21,7 @@ from tests.integration.daemon_fixtures import (
     wait_for,
 )
 from tests.integration.test_daemon import replace_text
+from tests.standins import AlertReceiver
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,6 @@ import yaml
 
 from tests.integration.daemon_fixtures import (
     API_UNIT,
-    AlertReceiver,
     LiveJournal,
     MakeDaemon,
     MonitorDaemon,
@@ -30,6 +29,7 @@ from tests.integration.daemon_fixtures import (
     write_config,
 )
 from tests.integration.test_daemon import replace_text
+from tests.standins import AlertReceiver
 
 pytestmark = pytest.mark.integration
 
