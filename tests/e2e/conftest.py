@@ -4,12 +4,9 @@ Alertmanager on 127.0.0.1."""
 from __future__ import annotations
 
 import ast
-import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +16,10 @@ import requests
 from tests.integration.daemon_fixtures import (
     LiveJournal,
     free_port,
-    live_journal_fixture,
-    make_daemon_fixture,
     tail,
     wait_for,
 )
-
-__all__ = ["live_journal_fixture", "make_daemon_fixture"]  # fixtures used by the e2e tests
+from tests.standins import StandIn
 
 KNOWN_AFTER_FIX = {"in_progress", "completed", "failed"}
 
@@ -37,25 +31,13 @@ class ApiEmulator:
     def __init__(self, journal: LiveJournal, buggy: bool = False) -> None:
         self.journal = journal
         self.buggy = buggy
-        self.received: list[dict[str, Any]] = []
-        emulator = self
+        self.stand_in = StandIn(on_request=lambda req: self.log_webhook(req.json())).start()
+        self.url = self.stand_in.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                emulator.received.append(body)
-                emulator.log_webhook(body)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """The webhook bodies POSTed to it, oldest first."""
+        return [r.json() for r in self.stand_in.requests]
 
     def log_webhook(self, body: dict[str, Any], kind: str = "portrait") -> None:
         """The lines one webhook delivery produces (seed/README.md)."""
@@ -78,8 +60,7 @@ class ApiEmulator:
         lj.send(lines)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.stand_in.stop()
 
 
 @pytest.fixture

@@ -4,60 +4,28 @@ through the webhook path, and the training ends (the stall resolves)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import ApiEmulator
 from tests.integration.daemon_fixtures import LiveJournal, MakeDaemon, wait_for
+from tests.standins import FalQueue
 
 pytestmark = pytest.mark.e2e
 
 KEY = "fal-key-7f3a9c"  # distinctive: it must never show up in events or logs
+PORTRAIT = "fal-ai/flux-lora-portrait-trainer"  # config.yaml: provider_status.models.portrait
 RESULT = {"diffusers_lora_file": {"url": "https://v3.fal.media/files/x/lora.safetensors"}}
-
-
-class FalQueue:
-    """The fal.ai queue API for one request: status COMPLETED, and its result."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-        fal = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fal.calls.append((self.path, self.headers.get("Authorization", "")))
-                if self.headers.get("Authorization") != f"Key {KEY}":
-                    body, code = {"detail": "unauthorized"}, 401
-                elif self.path.endswith("/status"):
-                    body, code = {"status": "COMPLETED"}, 200
-                else:
-                    body, code = RESULT, 200
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def fal() -> Iterator[FalQueue]:
-    queue = FalQueue()
+    """The fal.ai queue holding one finished training, lost-9 (no training type: the portrait
+    model is asked first)."""
+    queue = FalQueue(KEY)
+    queue.states[(PORTRAIT, "lost-9")] = "COMPLETED"
+    queue.results[(PORTRAIT, "lost-9")] = RESULT
     yield queue
     queue.close()
 
@@ -86,7 +54,7 @@ def test_stalled_training_finished_at_the_provider_heals(
     )
     (delivered,) = api_emulator.received
     assert delivered == {"request_id": "lost-9", "status": "completed", "result": RESULT}
-    assert all(auth == f"Key {KEY}" for _, auth in fal.calls)
-    assert fal.calls[0][0].endswith("/requests/lost-9/status")
+    assert all(r.headers.get("Authorization") == f"Key {KEY}" for r in fal.requests)
+    assert fal.requests[0].path == f"/{PORTRAIT}/requests/lost-9/status"
     assert "AishaTrainingStalled" not in {a["alertname"] for a in d.state()["alerts"]}
     assert KEY not in json.dumps(d.events()) and KEY not in d.log_text()

@@ -13,18 +13,15 @@ import yaml
 
 from tests.e2e.conftest import Alertmanager
 from tests.integration.daemon_fixtures import (
-    AlertReceiver,
     LiveJournal,
     MakeDaemon,
     MonitorDaemon,
-    alert_receiver_fixture,
     begin,
     unknown,
     wait_for,
 )
 from tests.integration.test_daemon import replace_text
-
-__all__ = ["alert_receiver_fixture"]  # a fixture used here
+from tests.standins import AlertReceiver
 
 pytestmark = pytest.mark.e2e
 

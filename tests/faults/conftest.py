@@ -1,19 +1,18 @@
 """Fault-injection fixtures: the daemon over a live journal (tests.integration.daemon_fixtures),
 an aisha-api emulator and a real Alertmanager (tests.e2e.conftest), plus what breaking things
-needs: stand-in servers that can be down, slow or failing, a feeder that writes entries at a
-pace and measures how far behind the daemon is, and tuned copies of the shipped config.
+needs: aisha-api logging webhooks into the journal behind a stand-in server (tests.standins: it
+can be down, slow or failing), a feeder that writes entries at a pace and measures how far
+behind the daemon is, and tuned copies of the shipped config.
 
 Every server and process started here is stopped here."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +31,12 @@ from tests.integration.daemon_fixtures import (
     LiveJournal,
     MonitorDaemon,
     daemon_env,
-    live_journal_fixture,  # a fixture
-    make_daemon_fixture,  # a fixture
     tail,
     wait_for,
 )
+from tests.standins import Request
 
-__all__ = [
-    "Alertmanager",
-    "alertmanager",
-    "api_emulator",
-    "live_journal_fixture",
-    "make_daemon_fixture",
-]
+__all__ = ["Alertmanager", "alertmanager", "api_emulator"]
 
 P = "aisha_monitor_"
 ENTRIES = P + "journal_entries_total"
@@ -53,10 +45,6 @@ DELIVERIES = P + "alert_deliveries_total"
 RELOAD_OK = P + "config_last_reload_successful"
 HEARTBEAT = P + "loop_last_iteration_timestamp_seconds"
 UNKNOWN = P + "unknown_status_total"
-# a stand-in's "slow" answer: 30 s by default (longer than every client timeout of the daemon),
-# FAULT_SLOW_S to change it; never more than MAX_SLOW_S, and at once when the stand-in stops
-SLOW_S = min(float(os.environ.get("FAULT_SLOW_S", "30")), 120.0)
-MAX_SLOW_S = 120.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -147,122 +135,7 @@ def handler_queue_empty(d: MonitorDaemon) -> bool:
     return d.state()["handler_queue"]["open"] == 0
 
 
-# --- stand-in servers ----------------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float  # time.monotonic() when it arrived
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-
-Responder = Callable[[Request], tuple[int, bytes]]
-
-
-@dataclass
-class StandIn:
-    """A 127.0.0.1 HTTP server standing in for a peer (aisha-api, fal.ai, Alertmanager, a chat
-    hook). It records every request, calls `on_request` as it arrives (the emulated service
-    doing its work), then answers with `respond` at once, or after `slow_s` in mode "slow"
-    (bounded: it answers at once when it stops), or HTTP 503 in mode "error". `stop()` takes
-    it off its port (down); `start()` puts it back on the same port."""
-
-    respond: Responder = field(default=lambda r: (200, b"{}"))
-    on_request: Callable[[Request], None] | None = None
-    port: int = 0
-    mode: str = "ok"  # ok | slow | error
-    slow_s: float = SLOW_S
-    requests: list[Request] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> StandIn:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                req = Request(
-                    self.command,
-                    self.path,
-                    dict(self.headers.items()),
-                    self.rfile.read(length) if length else b"",
-                    time.monotonic(),
-                )
-                stand_in.requests.append(req)
-                if stand_in.on_request is not None:
-                    stand_in.on_request(req)
-                mode = stand_in.mode
-                if mode == "slow":
-                    stand_in._release.wait(min(stand_in.slow_s, MAX_SLOW_S))
-                status, body = (503, b"busy") if mode == "error" else stand_in.respond(req)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # the client gave up waiting
-
-            do_GET = do_POST = _any  # noqa: N815 - http.server's names
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._release.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def paths(self) -> list[str]:
-        return [r.path for r in self.requests]
-
-
-@pytest.fixture
-def stand_ins() -> Iterator[Callable[..., StandIn]]:
-    """stand_ins(**kwargs) -> a started StandIn; all of them are stopped afterwards."""
-    made: list[StandIn] = []
-
-    def make(**kwargs: Any) -> StandIn:
-        s = StandIn(**kwargs)
-        made.append(s)
-        return s.start()
-
-    try:
-        yield make
-    finally:
-        for s in made:
-            s.stop()
+# --- aisha-api -----------------------------------------------------------------------------------
 
 
 def api_logger(lj: LiveJournal, rejected: set[str] | None = None) -> Callable[[Request], None]:
@@ -384,17 +257,3 @@ def spawn_daemon(
     """A MonitorDaemon (not started) with its own state directory under `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     return MonitorDaemon(config, journal_dir, workdir / "state", workdir, daemon_env(env))
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[MonitorDaemon]]:
-    """Append MonitorDaemons built with spawn_daemon: every one is shut down afterwards."""
-    made: list[MonitorDaemon] = []
-    try:
-        yield made
-    finally:
-        for d in made:
-            d.shutdown()
-        for d in made:
-            for log in d.logs:
-                print(tail(log, 100))

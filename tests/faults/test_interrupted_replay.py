@@ -21,8 +21,6 @@ import pytest
 
 from monitor.tools.export import export_entry
 from tests.faults.conftest import (
-    Request,
-    StandIn,
     api_logger,
     handler_outcomes,
     tune,
@@ -36,6 +34,7 @@ from tests.integration.daemon_fixtures import (
     tail,
     wait_for,
 )
+from tests.standins import Request, StandIn
 
 pytestmark = pytest.mark.faults
 

@@ -19,7 +19,6 @@ from tests.faults.conftest import (
     DELIVERIES,
     Feeder,
     LagProbe,
-    StandIn,
     api_logger,
     entries,
     events_of,
@@ -28,6 +27,7 @@ from tests.faults.conftest import (
     wait_entries,
 )
 from tests.integration.daemon_fixtures import LiveJournal, MakeDaemon, MonitorDaemon, tail, wait_for
+from tests.standins import StandIn
 
 pytestmark = pytest.mark.faults
 

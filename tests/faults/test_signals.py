@@ -23,7 +23,6 @@ from tests.faults.conftest import (
     UNKNOWN,
     Feeder,
     LagProbe,
-    StandIn,
     entries,
     events_of,
     handler_outcomes,
@@ -42,6 +41,7 @@ from tests.integration.daemon_fixtures import (
     tail,
     wait_for,
 )
+from tests.standins import StandIn
 
 pytestmark = pytest.mark.faults
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import ENTRIES, StandIn, api_logger, tune
+from tests.faults.conftest import ENTRIES, api_logger, tune
 from tests.integration.daemon_fixtures import (
     API_UNIT,
     LiveJournal,
@@ -37,6 +37,7 @@ from tests.integration.daemon_fixtures import (
     tail,
     wait_for,
 )
+from tests.standins import StandIn
 
 pytestmark = pytest.mark.faults
 
@@ -237,16 +238,6 @@ def first_run(
     return d
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[MonitorDaemon]]:
-    made: list[MonitorDaemon] = []
-    try:
-        yield made
-    finally:
-        for d in made:
-            d.shutdown()
-
-
 def run_once(ns: Namespace, d: MonitorDaemon) -> tuple[int | None, str]:
     nd = NsDaemon(ns, d.config, d.journal_dir, d.state_dir)
     nd.start()
@@ -312,6 +303,7 @@ def fill_while_running(
     ns.do("tmpfs 2m")
     nd = NsDaemon(ns, config, lj.directory, state_dir)
     lj.send([lj.raw(f"before the fill {i}") for i in range(50)])
+    lj.wait_written()  # n1 must be every entry sent, not what journal-remote wrote so far
     nd.start()
     n1 = lj.count()
     wait_for(lambda: nd.entries() >= n1, 30, lambda: f"{n1} entries\n{tail(ns.log)}")

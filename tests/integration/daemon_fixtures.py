@@ -1,6 +1,7 @@
 """Fixtures for the daemon's integration tests: a live journal written entry by entry by
 `systemd-journal-remote --listen-raw`, `aisha-monitor run` as a subprocess on 127.0.0.1, and
-readers for its HTTP endpoints. Every process and server started here is stopped here."""
+readers for its HTTP endpoints. Every process started here is stopped here (the stand-ins for
+the daemon's HTTP peers are in tests/standins.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -265,79 +265,6 @@ def write_config(
     return path
 
 
-@pytest.fixture(name="api_stand_in")
-def api_stand_in_fixture() -> Iterator[str]:
-    """A 127.0.0.1 http.server standing in for aisha-api: GET /health answers 200. Its URL."""
-
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            ok = self.path == "/health"
-            body = b'{"status": "ok"}' if ok else b"not found"
-            self.send_response(200 if ok else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    thread = threading.Thread(target=server.serve_forever, name="api-stand-in", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-class AlertReceiver:
-    """A 127.0.0.1 http.server standing in for Alertmanager: every POST /api/v2/alerts answers
-    200 and is kept with the time it arrived (monotonic)."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[float, list[dict[str, Any]]]] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver._lock:
-                    receiver.posts.append((time.monotonic(), body))
-                self.send_response(200 if self.path == "/api/v2/alerts" else 404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def received(self, since: float = 0.0) -> list[tuple[float, list[dict[str, Any]]]]:
-        """The POSTs that arrived at or after `since` (monotonic), oldest first."""
-        with self._lock:
-            return [p for p in self.posts if p[0] >= since]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
-
-
-@pytest.fixture(name="alert_receiver")
-def alert_receiver_fixture() -> Iterator[AlertReceiver]:
-    receiver = AlertReceiver()
-    try:
-        yield receiver
-    finally:
-        receiver.close()
-
-
 # --- the daemon ----------------------------------------------------------------------------------
 
 
@@ -523,15 +450,31 @@ class MonitorDaemon:
                     proc.wait(STOP_TIMEOUT_S)
 
 
+@pytest.fixture
+def daemons() -> Iterator[list[MonitorDaemon]]:
+    """Append every MonitorDaemon a test builds: each is shut down afterwards (every process
+    it ever started) and its logs are printed (pytest shows them when the test failed)."""
+    made: list[MonitorDaemon] = []
+    try:
+        yield made
+    finally:
+        for d in made:
+            d.shutdown()
+        for d in made:
+            for log in d.logs:
+                print(tail(log, 200))
+
+
 MakeDaemon = Callable[..., MonitorDaemon]
 
 
 @pytest.fixture(name="make_daemon")
-def make_daemon_fixture(tmp_path: Path, live_journal: LiveJournal) -> Iterator[MakeDaemon]:
+def make_daemon_fixture(
+    tmp_path: Path, live_journal: LiveJournal, daemons: list[MonitorDaemon]
+) -> Iterator[MakeDaemon]:
     """make_daemon(start=..., deadline=..., health_url=..., env=...): a MonitorDaemon (not yet
-    started) on the live journal, with its own config copy and state directory. Every daemon
-    is stopped afterwards; the logs are printed (pytest shows them when the test failed)."""
-    made: list[MonitorDaemon] = []
+    started) on the live journal, with its own config copy and state directory, stopped
+    afterwards by `daemons`."""
 
     def make(
         *,
@@ -540,7 +483,7 @@ def make_daemon_fixture(tmp_path: Path, live_journal: LiveJournal) -> Iterator[M
         health_url: str | None = None,
         env: dict[str, str] | None = None,
     ) -> MonitorDaemon:
-        workdir = tmp_path / f"monitor-{len(made) + 1}"
+        workdir = tmp_path / f"monitor-{len(daemons) + 1}"
         workdir.mkdir()
         config = write_config(
             workdir / "config.yaml", start=start, deadline=deadline, health_url=health_url
@@ -548,15 +491,8 @@ def make_daemon_fixture(tmp_path: Path, live_journal: LiveJournal) -> Iterator[M
         d = MonitorDaemon(
             config, live_journal.directory, workdir / "state", workdir, daemon_env(env)
         )
-        made.append(d)
+        daemons.append(d)
         return d
 
-    try:
-        yield make
-    finally:
-        for d in made:
-            d.shutdown()
-        for d in made:
-            for log in d.logs:
-                print(tail(log, 200))
-        print(tail(live_journal.log, 20))
+    yield make
+    print(tail(live_journal.log, 20))

@@ -30,14 +30,11 @@ from tests.integration.daemon_fixtures import (
     LiveJournal,
     MakeDaemon,
     MonitorDaemon,
-    api_stand_in_fixture,  # noqa: F401 - a fixture
     begin,
     completed,
     daemon_env,
     finished,
     free_port,
-    live_journal_fixture,  # noqa: F401 - a fixture
-    make_daemon_fixture,  # noqa: F401 - a fixture
     submitted,
     unknown,
     wait_for,

@@ -8,7 +8,7 @@ import http.client
 import itertools
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +17,19 @@ import yaml
 
 from tests.integration.daemon_fixtures import (
     API_UNIT,
-    AlertReceiver,
     LiveJournal,
     MakeDaemon,
     MonitorDaemon,
-    alert_receiver_fixture,  # noqa: F401 - a fixture
-    api_stand_in_fixture,  # noqa: F401 - a fixture
     begin,
     closed_url,
     daemon_env,
     free_port,
-    live_journal_fixture,  # noqa: F401 - a fixture
-    make_daemon_fixture,  # noqa: F401 - a fixture
     unknown,
     wait_for,
     write_config,
 )
 from tests.integration.test_daemon import replace_text
+from tests.standins import AlertReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -204,10 +200,10 @@ class PlacedByConfig(MonitorDaemon):
 
 @pytest.fixture(name="placed_daemon")
 def placed_daemon_fixture(
-    tmp_path: Path, live_journal: LiveJournal
-) -> Iterator[Callable[..., PlacedByConfig]]:
-    """placed_daemon(health_url=...): a PlacedByConfig daemon, not started; stopped afterwards."""
-    made: list[PlacedByConfig] = []
+    tmp_path: Path, live_journal: LiveJournal, daemons: list[MonitorDaemon]
+) -> Callable[..., PlacedByConfig]:
+    """placed_daemon(health_url=...): a PlacedByConfig daemon, not started; stopped afterwards
+    by `daemons`."""
 
     def make(health_url: str | None = None) -> PlacedByConfig:
         workdir = tmp_path / "placed"
@@ -222,16 +218,10 @@ def placed_daemon_fixture(
             data["http"]["listen"] = f"127.0.0.1:{d.listen_port}"
 
         edit_config(config, place)
-        made.append(d)
+        daemons.append(d)
         return d
 
-    try:
-        yield make
-    finally:
-        for d in made:
-            d.shutdown()
-            for log in d.logs:
-                print(log.read_text(encoding="utf-8", errors="replace")[-20_000:])
+    return make
 
 
 def test_sighup_refuses_a_restart_only_change_and_keeps_the_old_config_whole(

@@ -8,10 +8,8 @@ import copy
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from tests.integration.daemon_fixtures import (
     wait_for,
     write_config,
 )
+from tests.standins import Request, StandIn
 
 pytestmark = pytest.mark.integration
 
@@ -136,46 +135,35 @@ HEALTHY: dict[str, Any] = {
 }  # fmt: skip
 
 
-class StandIn:
-    """A 127.0.0.1 server answering GET /api/v1/state with `body` and `code`."""
+class StateApi:
+    """The daemon's GET /api/v1/state, answering `body` with `code`."""
 
     def __init__(self) -> None:
         self.body: bytes = json.dumps(HEALTHY).encode()
         self.code = 200
-        self.headers: list[dict[str, str]] = []
-        stand_in = self
+        self.stand_in = StandIn(respond=self._answer).start()
+        self.url = self.stand_in.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                stand_in.headers.append(dict(self.headers.items()))
-                ok = self.path == "/api/v1/state"
-                body = stand_in.body if ok else b"not found"
-                self.send_response(stand_in.code if ok else 404)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def _answer(self, req: Request) -> tuple[int, bytes]:
+        if req.path != "/api/v1/state":
+            return 404, b"not found"
+        return self.code, self.body
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        return [r.headers for r in self.stand_in.requests]
 
     def answer(self, state: dict[str, Any]) -> None:
         self.body = json.dumps(state).encode()
 
 
 @pytest.fixture(name="stand_in")
-def stand_in_fixture() -> Iterator[StandIn]:
-    s = StandIn()
-    thread = threading.Thread(target=s.server.serve_forever, name="state-stand-in", daemon=True)
-    thread.start()
+def stand_in_fixture() -> Iterator[StateApi]:
+    api = StateApi()
     try:
-        yield s
+        yield api
     finally:
-        s.server.shutdown()
-        s.server.server_close()
-        thread.join(5)
+        api.stand_in.stop()
 
 
 def status(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -185,7 +173,7 @@ def status(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, st
 
 
 def test_healthy_daemon_exits_0_with_a_table(
-    stand_in: StandIn, capsys: pytest.CaptureFixture[str]
+    stand_in: StateApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rc, out, err = status(capsys, "--url", stand_in.url + "/")
     assert (rc, err) == (0, "")
@@ -236,7 +224,7 @@ def test_healthy_daemon_exits_0_with_a_table(
     ids=["stalled", "health-down", "reload-refused", "lagging"],
 )
 def test_each_problem_exits_1(
-    stand_in: StandIn, capsys: pytest.CaptureFixture[str], change: Any, problem: str
+    stand_in: StateApi, capsys: pytest.CaptureFixture[str], change: Any, problem: str
 ) -> None:
     state = copy.deepcopy(HEALTHY)
     change(state)
@@ -247,7 +235,7 @@ def test_each_problem_exits_1(
 
 
 def test_catching_up_with_little_lag_and_unknown_health_are_fine(
-    stand_in: StandIn, capsys: pytest.CaptureFixture[str]
+    stand_in: StateApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = copy.deepcopy(HEALTHY)
     state["journal"].update(caught_up=False, lag_seconds=59.0)
@@ -259,14 +247,14 @@ def test_catching_up_with_little_lag_and_unknown_health_are_fine(
     assert "aisha_api_http  unknown  no systemd" in out
 
 
-def test_json_prints_the_raw_state(stand_in: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_prints_the_raw_state(stand_in: StateApi, capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = status(capsys, "--url", stand_in.url, "--json")
     assert rc == 0
     assert json.loads(out) == HEALTHY
 
 
 def test_token_file_sends_a_bearer_token(
-    stand_in: StandIn, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    stand_in: StateApi, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret\n", encoding="utf-8")
@@ -285,7 +273,7 @@ def test_token_file_sends_a_bearer_token(
     ],
 )
 def test_an_unusable_answer_exits_3(
-    stand_in: StandIn, capsys: pytest.CaptureFixture[str], code: int, body: bytes, message: str
+    stand_in: StateApi, capsys: pytest.CaptureFixture[str], code: int, body: bytes, message: str
 ) -> None:
     stand_in.code, stand_in.body = code, body
     rc, out, err = status(capsys, "--url", stand_in.url)

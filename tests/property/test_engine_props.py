@@ -2,7 +2,7 @@
 (so every rule type fires: unknown statuses, pairs, thresholds, absences) plus noise, random
 workers, hosts and priorities, and times that mostly go forward. No exception, state bounded by
 the configured limits, and a restart at any point (commit, then restore into a fresh engine, as
-tests/unit/test_state.py does) gives exactly the events of one run."""
+tests/unit/daemon/test_state.py does) gives exactly the events of one run."""
 
 from __future__ import annotations
 

@@ -9,10 +9,8 @@ import gc
 import json
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config.schema import load_config_text
@@ -33,18 +31,6 @@ from tests.integration.daemon_fixtures import (
 ROOT = Path(__file__).resolve().parents[2]
 P = "aisha_monitor_"
 MB = 1 << 20
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[MonitorDaemon]]:
-    made: list[MonitorDaemon] = []
-    try:
-        yield made
-    finally:
-        for d in made:
-            d.shutdown()
-        for d in made:
-            print(tail(d.log, 60))
 
 
 def daemon_over(tmp_path: Path, entries: list[bytes], made: list[MonitorDaemon]) -> MonitorDaemon:

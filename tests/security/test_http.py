@@ -140,16 +140,6 @@ class ConfigListenDaemon(MonitorDaemon):
         return argv[: argv.index("--listen")]
 
 
-@pytest.fixture
-def make(tmp_path: Path) -> Iterator[list[MonitorDaemon]]:
-    made: list[MonitorDaemon] = []
-    try:
-        yield made
-    finally:
-        for d in made:
-            d.shutdown()
-
-
 def start(tmp_path: Path, made: list[MonitorDaemon], http: dict[str, str]) -> MonitorDaemon:
     journal = tmp_path / "journal"
     if not journal.exists():  # a journal file: the daemon is not ready while it reads nothing
@@ -173,9 +163,9 @@ def other_addresses() -> list[str]:
 
 
 def test_configured_listen_binds_only_that_address(
-    tmp_path: Path, make: list[MonitorDaemon]
+    tmp_path: Path, daemons: list[MonitorDaemon]
 ) -> None:
-    d = start(tmp_path, make, {})
+    d = start(tmp_path, daemons, {})
     assert d.proc is not None
     found = listening(d.proc.pid)
     assert [(p, a) for p, _, a, _ in found] == [("tcp", ("127.0.0.1", d.port))], found
@@ -202,11 +192,11 @@ WRONG = [None, "", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Basic {TOKEN}",
 
 
 def test_token_protects_the_page_and_the_api_not_metrics_or_health(
-    tmp_path: Path, make: list[MonitorDaemon]
+    tmp_path: Path, daemons: list[MonitorDaemon]
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n", encoding="utf-8")
-    d = start(tmp_path, make, {"token_file": str(token_file)})
+    d = start(tmp_path, daemons, {"token_file": str(token_file)})
     for path in PROTECTED:
         for auth in WRONG:
             status, headers, body = get(d, path, auth)

@@ -10,24 +10,23 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 import yaml
 
-from tests.faults.conftest import Request, StandIn, api_logger
+from tests.faults.conftest import api_logger
 from tests.integration.daemon_fixtures import (
     SHIPPED_CONFIG,
     LiveJournal,
     MonitorDaemon,
     daemon_env,
-    live_journal_fixture,  # noqa: F401 - a fixture
     tail,
     wait_for,
 )
+from tests.standins import Request, StandIn
 
 MODEL = "fal-ai/flux-lora-portrait-trainer"
 REPLAY_PATH = "/api/v1/avatar/status_update"
@@ -87,25 +86,14 @@ def fal_respond(req: Request) -> tuple[int, bytes]:
     return 200, b'{"diffusers_lora_file": {"url": "https://x/lora"}}'
 
 
-@pytest.fixture
-def servers() -> Iterator[list[StandIn]]:
-    made: list[StandIn] = []
-    try:
-        yield made
-    finally:
-        for s in made:
-            s.stop()
-
-
 def run_hostile(
-    ids: list[str], tmp_path: Path, lj: LiveJournal, servers: list[StandIn]
+    ids: list[str], tmp_path: Path, lj: LiveJournal, stand_ins: Callable[..., StandIn]
 ) -> dict[str, Any]:
     """Every id as an unknown status (replay), a stalled training (provider_status, then the
     result delivered through the replay) and a crashed background task (exec and http)."""
-    fal = StandIn(respond=fal_respond).start()
-    api = StandIn(on_request=api_logger(lj)).start()
-    hook = StandIn().start()
-    servers += [fal, api, hook]
+    fal = stand_ins(respond=fal_respond)
+    api = stand_ins(on_request=api_logger(lj))
+    hook = stand_ins()
     work = tmp_path / "daemon"
     work.mkdir()
     recorder, record = work / "recorder.py", work / "exec.jsonl"
@@ -152,12 +140,12 @@ def run_hostile(
 
 
 def test_hostile_request_ids_never_choose_argv_urls_or_paths(
-    tmp_path: Path, live_journal: LiveJournal, servers: list[StandIn]
+    tmp_path: Path, live_journal: LiveJournal, stand_ins: Callable[..., StandIn]
 ) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
     ids = hostile_ids(markers)
-    got = run_hostile(ids, tmp_path, live_journal, servers)
+    got = run_hostile(ids, tmp_path, live_journal, stand_ins)
     d: MonitorDaemon = got["d"]
 
     # exec: exactly the configured argv every time, no shell in between, ids in the env only
@@ -198,9 +186,9 @@ def test_hostile_request_ids_never_choose_argv_urls_or_paths(
 
 
 def test_dot_request_ids_stay_one_path_segment(
-    tmp_path: Path, live_journal: LiveJournal, servers: list[StandIn]
+    tmp_path: Path, live_journal: LiveJournal, stand_ins: Callable[..., StandIn]
 ) -> None:
-    got = run_hostile(DOT_IDS, tmp_path, live_journal, servers)
+    got = run_hostile(DOT_IDS, tmp_path, live_journal, stand_ins)
     fal: StandIn = got["fal"]
     for r in fal.requests:
         assert r.path.startswith(f"/{MODEL}/requests/"), f"asked for {r.path}"

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.faults.conftest import Request, StandIn, api_logger
+from tests.faults.conftest import api_logger
 from tests.integration.daemon_fixtures import (
     SHIPPED_CONFIG,
     LiveJournal,
     MonitorDaemon,
     daemon_env,
-    live_journal_fixture,  # noqa: F401 - a fixture
     tail,
     wait_for,
 )
+from tests.standins import Request, Responder, StandIn
 
 FAL_KEY = "fal-key-ENV-5d2c7a1e"  # distinctive, for grepping
 FILE_KEY = "fal-key-FILE-93be04d7"
@@ -33,7 +33,7 @@ HTTP_TOKEN = "http-token-7e19d4a5"  # noqa: S105
 MODEL = "fal-ai/flux-lora-portrait-trainer"
 
 
-def fal_queue(answer: str, key: str) -> StandIn:
+def fal_queue(answer: str, key: str) -> Responder:
     """The fal.ai queue for any request: `answer` COMPLETED (with a result), or "echo": HTTP 500
     whose body repeats the Authorization header it got (a provider that leaks it back)."""
 
@@ -47,7 +47,7 @@ def fal_queue(answer: str, key: str) -> StandIn:
             return 200, b'{"status": "COMPLETED"}'
         return 200, json.dumps({"diffusers_lora_file": {"url": "https://x/lora"}}).encode()
 
-    return StandIn(respond=respond).start()
+    return respond
 
 
 def write_config(path: Path, key_source: dict[str, str], hook_url: str, token_file: Path,
@@ -68,16 +68,6 @@ def write_config(path: Path, key_source: dict[str, str], hook_url: str, token_fi
     return path
 
 
-@pytest.fixture
-def servers() -> Iterator[list[StandIn]]:
-    made: list[StandIn] = []
-    try:
-        yield made
-    finally:
-        for s in made:
-            s.stop()
-
-
 CASES = {
     "env": ({"api_key_env": "FAL_KEY"}, FAL_KEY, "ok"),
     "file": ({"api_key_file": "KEYFILE"}, FILE_KEY, "ok"),
@@ -88,14 +78,13 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_secrets_appear_nowhere_but_where_they_are_sent(
-    case: str, tmp_path: Path, live_journal: LiveJournal, servers: list[StandIn]
+    case: str, tmp_path: Path, live_journal: LiveJournal, stand_ins: Callable[..., StandIn]
 ) -> None:
     key_source, key, answer = CASES[case]
     lj = live_journal
-    fal = fal_queue(answer, key)
-    api = StandIn(on_request=api_logger(lj)).start()
-    hook = StandIn().start()
-    servers += [fal, api, hook]
+    fal = stand_ins(respond=fal_queue(answer, key))
+    api = stand_ins(on_request=api_logger(lj))
+    hook = stand_ins()
     work = tmp_path / "daemon"
     work.mkdir()
     key_file, token_file, http_token = work / "fal.key", work / "hook.token", work / "http.token"

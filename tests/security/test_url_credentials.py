@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import Request, StandIn, api_logger, handler_outcomes, tune
+from tests.faults.conftest import api_logger, handler_outcomes, tune
 from tests.integration.daemon_fixtures import (
     LiveJournal,
     MonitorDaemon,
@@ -24,6 +24,7 @@ from tests.integration.daemon_fixtures import (
     tail,
     wait_for,
 )
+from tests.standins import Request, StandIn
 
 API_PASS = "api-pass-3f7d1c"  # noqa: S105 - test secrets, distinctive for grepping
 AM_PASS = "am-pass-b82e5a"  # noqa: S105

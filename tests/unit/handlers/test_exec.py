@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,6 @@ from monitor.config.schema import ConfigError
 from monitor.core.model import Event, EventKind, Severity
 from tests.helpers import T0
 from tests.unit.handlers import context, job, load_handlers, unknown_value
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def script(tmp_path: Path, name: str, body: str) -> Path:

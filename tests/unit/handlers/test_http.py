@@ -10,8 +10,8 @@ import requests
 
 from handlers.base import Outcome, Result
 from handlers.http import HttpSpec
+from tests.standins import StandIn
 from tests.unit.handlers import (
-    StandIn,
     context,
     job,
     load_handlers,
@@ -26,11 +26,11 @@ TOKEN = "chatops-token-b7e2"  # noqa: S105 - a test value
 class Receiver:
     def __init__(self) -> None:
         self.status = 200
-        self.stand_in = StandIn(lambda req: (self.status, {"ok": True}))
+        self.stand_in = StandIn(respond=lambda req: (self.status, b'{"ok": true}')).start()
         self.url = self.stand_in.url + "/hooks/aisha"
 
     def close(self) -> None:
-        self.stand_in.close()
+        self.stand_in.stop()
 
 
 @pytest.fixture
@@ -38,12 +38,6 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def spec(url: str, extra: str = "token_env: CHATOPS_TOKEN") -> HttpSpec:

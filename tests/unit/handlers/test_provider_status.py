@@ -13,12 +13,11 @@ import requests
 from handlers.base import Outcome, Result
 from handlers.provider_status import ProviderStatusSpec
 from monitor.config.schema import Config
+from tests.standins import FalQueue, WebhookApi
 from tests.unit.handlers import (
     FAL_KEY,
     PORTRAIT,
     STYLE,
-    FalQueue,
-    WebhookApi,
     context,
     job,
     load_handlers,
@@ -35,23 +34,10 @@ RESULT = {
 
 
 @pytest.fixture
-def api() -> Iterator[WebhookApi]:
-    server = WebhookApi()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def fal() -> Iterator[FalQueue]:
-    server = FalQueue()
+    server = FalQueue(FAL_KEY)
     yield server
     server.close()
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def config(

@@ -3,7 +3,6 @@ payloads falling back to {request_id, status}, and what each HTTP answer becomes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from handlers.replay_webhook import (
     parse_payload,
 )
 from monitor.config.schema import ConfigError
+from tests.standins import WebhookApi
 from tests.unit.handlers import (
-    WebhookApi,
     context,
     job,
     load_handlers,
@@ -51,19 +50,6 @@ LOGGED: dict[str, Any] = {
     "logs": None,
     "ready": True,
 }
-
-
-@pytest.fixture
-def api() -> Iterator[WebhookApi]:
-    server = WebhookApi()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def spec(url: str, extra: str = "") -> ReplayWebhookSpec:
@@ -282,11 +268,8 @@ def test_connection_refused_is_retried(session: requests.Session) -> None:
 
 def test_a_slow_api_is_not_posted_twice(api: WebhookApi, session: requests.Session) -> None:
     """Sent but unanswered may well be processed: verification decides, not a second POST."""
-    api.stand_in.hold = True
-    try:
-        result = run(api.url, session, repr(LOGGED), timeout="200ms")
-    finally:
-        api.stand_in.release.set()
+    api.stand_in.mode = "slow"  # answers when the test is over
+    result = run(api.url, session, repr(LOGGED), timeout="200ms")
     assert (result.outcome, result.retry) == (Outcome.REPLAYED, False)
     assert "no answer in time" in result.detail
 

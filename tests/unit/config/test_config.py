@@ -10,7 +10,7 @@ from monitor.cli import main
 from monitor.config.schema import ConfigError, default_config_text, load_config, load_config_text
 from rules.pair import PairSpec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def problems(text: str, env: dict[str, str] | None = None) -> list[str]:

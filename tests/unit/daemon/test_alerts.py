@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from monitor.daemon.alerts import RESOLVED_RESEND_US, AlertBook
 from monitor.daemon.metrics import Metrics
 from monitor.daemon.state import Position, StateStore
 from tests.helpers import T0, S
+from tests.standins import AlertReceiver
 
 H = 3600 * S
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -283,48 +282,12 @@ def test_snapshot_round_trip() -> None:
     assert c.sendable() == b.sendable()
 
 
-class _AM(BaseHTTPRequestHandler):
-    received: list[list[dict[str, Any]]]
-    # when each accepted POST arrived: (time.monotonic(), wall clock in microseconds)
-    arrived: list[tuple[float, int]]
-    fail_first: int
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        cls = type(self)
-        if cls.fail_first > 0:
-            cls.fail_first -= 1
-            self.send_response(503)
-        else:
-            cls.arrived.append((time.monotonic(), time.time_ns() // 1000))
-            cls.received.append(body)
-            self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _serve_am(fail_first: int) -> Iterator[tuple[str, type[_AM]]]:
-    handler = type("AM", (_AM,), {"received": [], "arrived": [], "fail_first": fail_first})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture
-def am() -> Iterator[tuple[str, type[_AM]]]:
+def am() -> Iterator[AlertReceiver]:
     """An Alertmanager that refuses the first POST (503)."""
-    yield from _serve_am(fail_first=1)
-
-
-@pytest.fixture
-def steady_am() -> Iterator[tuple[str, type[_AM]]]:
-    """An Alertmanager that accepts every POST."""
-    yield from _serve_am(fail_first=0)
+    receiver = AlertReceiver(refuse=1)
+    yield receiver
+    receiver.close()
 
 
 def wait_for(predicate: Any, timeout: float) -> None:
@@ -334,9 +297,8 @@ def wait_for(predicate: Any, timeout: float) -> None:
         time.sleep(0.01)
 
 
-def test_alerter_posts_v2_payload_and_retries(am: tuple[str, type[_AM]]) -> None:
-    url, handler = am
-    cfg = load_config(None, env={"ALERTMANAGER_URL": url}).alerting
+def test_alerter_posts_v2_payload_and_retries(am: AlertReceiver) -> None:
+    cfg = load_config(None, env={"ALERTMANAGER_URL": am.url}).alerting
     metrics = Metrics()
     b = book()
     now = time.time_ns() // 1000
@@ -345,10 +307,10 @@ def test_alerter_posts_v2_payload_and_retries(am: tuple[str, type[_AM]]) -> None
     alerter.start()
     try:
         alerter.publish(b.sendable())
-        wait_for(lambda: handler.received, 10)  # the first POST got 503: retried after backoff
+        wait_for(lambda: am.posts, 10)  # the first POST got 503: retried after backoff
     finally:
         alerter.stop()
-    (alert,) = handler.received[0]
+    (alert,) = am.posts[0].alerts
     assert alert["labels"] == {
         "alertname": "AishaUnknownWebhookStatus",
         "severity": "critical",
@@ -396,12 +358,11 @@ def _us(rfc3339: str) -> int:
 
 
 def test_a_resolved_alert_ends_in_the_past_a_firing_one_in_the_future(
-    steady_am: tuple[str, type[_AM]],
+    alert_receiver: AlertReceiver,
 ) -> None:
     """Alertmanager keeps an alert whose endsAt lies ahead firing until then: a resolved one must
     say it ended (at its resolution), a firing one that it has not."""
-    url, handler = steady_am
-    cfg = load_config(None, env={"ALERTMANAGER_URL": url}).alerting
+    cfg = load_config(None, env={"ALERTMANAGER_URL": alert_receiver.url}).alerting
     b = book()
     now = time.time_ns() // 1000
     started, resolved = now - 60 * S, now - 5 * S  # the end line came a little late
@@ -410,14 +371,15 @@ def test_a_resolved_alert_ends_in_the_past_a_firing_one_in_the_future(
     alerter.start()
     try:
         alerter.publish(b.sendable())
-        wait_for(lambda: handler.received, 10)
+        wait_for(lambda: alert_receiver.posts, 10)
         b.apply([ev(EventKind.RESOLVED, "training_stalled", "t1", resolved)], now)
         alerter.publish(b.sendable())
-        wait_for(lambda: len(handler.received) >= 2, 10)
+        wait_for(lambda: len(alert_receiver.posts) >= 2, 10)
     finally:
         alerter.stop()
-    (firing,), (ended,) = handler.received[:2]
-    (_, firing_at), (_, ended_at) = handler.arrived[:2]
+    first, second = alert_receiver.posts[:2]
+    (firing,), (ended,) = first.alerts, second.alerts
+    firing_at, ended_at = first.wall_us, second.wall_us
     assert firing["annotations"]["request_ids"] == "t1"
     assert "request_ids" not in ended["annotations"]  # no key left: the resolved one
     assert _us(firing["startsAt"]) == _us(ended["startsAt"]) == started
@@ -427,14 +389,13 @@ def test_a_resolved_alert_ends_in_the_past_a_firing_one_in_the_future(
 
 
 def test_an_unchanged_firing_alert_is_resent_every_resend_interval(
-    steady_am: tuple[str, type[_AM]],
+    alert_receiver: AlertReceiver,
 ) -> None:
     """Alertmanager forgets an alert not re-sent within its resolve_timeout: an unchanged one is
     sent again every resend_interval, and not more often."""
-    url, handler = steady_am
     interval_s = 1.0
     cfg = replace(
-        load_config(None, env={"ALERTMANAGER_URL": url}).alerting,
+        load_config(None, env={"ALERTMANAGER_URL": alert_receiver.url}).alerting,
         resend_interval_us=int(interval_s * S),
     )
     b = book()
@@ -444,16 +405,15 @@ def test_an_unchanged_firing_alert_is_resent_every_resend_interval(
     alerter.start()
     try:
         alerter.publish(b.sendable())  # once: nothing changes after this
-        wait_for(lambda: len(handler.received) >= 3, 10 * interval_s)
+        wait_for(lambda: len(alert_receiver.posts) >= 3, 10 * interval_s)
     finally:
         alerter.stop()
-    n = len(handler.received)  # an arrival is noted before its body
-    posts = list(zip(handler.arrived[:n], handler.received[:n], strict=True))
-    for _, body in posts:
-        [alert] = body
+    posts = list(alert_receiver.posts)
+    for post in posts:
+        [alert] = post.alerts
         assert alert["annotations"]["request_ids"] == "t1"
         assert alert["labels"]["alertname"] == "AishaTrainingStalled"
-    gaps = [later[0][0] - earlier[0][0] for earlier, later in itertools.pairwise(posts)]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(posts)]
     assert min(gaps) >= interval_s, f"re-sent sooner than resend_interval: {gaps}"
-    ends = [_us(body[0]["endsAt"]) for _, body in posts]
+    ends = [_us(post.alerts[0]["endsAt"]) for post in posts]
     assert ends == sorted(set(ends)), "each resend moves endsAt on"

@@ -12,7 +12,7 @@ import pytest
 from monitor import cli
 from tests.helpers import PREFIX
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIG = str(ROOT / "config.yaml")
 BEGIN = PREFIX + "[WEBHOOK BACKGROUND] Начинаем обработку r-1, статус: completed"
 UNKNOWN = PREFIX + "[WEBHOOK BACKGROUND] Неизвестный статус: completed"

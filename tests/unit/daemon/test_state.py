@@ -22,7 +22,7 @@ from monitor.daemon.state import (
 )
 from tests.helpers import T0, S
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 
 
 def entries(case: str) -> list[Entry]:

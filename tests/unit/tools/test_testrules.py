@@ -14,7 +14,7 @@ from monitor.core.engine import engine_for
 from monitor.tools.testfile import RuleTestFile, load_test_file
 from monitor.tools.testrules import followed, positive_samples, run_test
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RULE_TESTS = sorted((ROOT / "tests" / "rules").glob("*.yaml"))
 
 

@@ -19,7 +19,8 @@ from monitor.daemon.outbox import Outbox
 from monitor.daemon.state import StateStore
 from monitor.daemon.worker import Worker
 from tests.helpers import T0, S
-from tests.unit.handlers import WEBHOOK_PATH, WebhookApi, stalled, unknown_value
+from tests.standins import WEBHOOK_PATH, WebhookApi
+from tests.unit.handlers import stalled, unknown_value
 
 REPLAY, PROVIDER = "replay_webhook", "provider_status"
 MIN = 60 * S
@@ -513,13 +514,6 @@ def test_a_replay_that_gave_up_is_not_verified(box: Box) -> None:
 
 
 # --- the worker thread ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def api() -> Iterator[WebhookApi]:
-    server = WebhookApi()
-    yield server
-    server.close()
 
 
 def test_the_worker_runs_due_jobs_against_the_api(api: WebhookApi, tmp_path: Path) -> None:

@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from monitor.config.schema import HealthCheckSpec
 from monitor.daemon.health import DOWN, UNKNOWN, UP, HealthChecker, check_systemd_unit
 from monitor.daemon.metrics import Metrics
-
-
-class _Api(BaseHTTPRequestHandler):
-    status = 200
-
-    def do_GET(self) -> None:
-        self.send_response(type(self).status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+from tests.standins import HealthApi
 
 
 @pytest.fixture
-def api() -> Iterator[tuple[str, type[_Api]]]:
-    handler = type("Api", (_Api,), {"status": 200})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/health", handler
-    server.shutdown()
-    server.server_close()
+def health_api() -> Iterator[HealthApi]:
+    server = HealthApi()
+    yield server
+    server.close()
 
 
 def spec(url: str) -> HealthCheckSpec:
@@ -49,18 +31,18 @@ def drain(checker: HealthChecker) -> list[tuple[str, str]]:
     return out
 
 
-def test_http_check_up_down_up(api: tuple[str, type[_Api]]) -> None:
-    url, handler = api
+def test_http_check_up_down_up(health_api: HealthApi) -> None:
+    url = health_api.url + "/health"
     metrics = Metrics()
     checker = HealthChecker((spec(url),), metrics)
     assert metrics.registry.get_sample_value("aisha_monitor_health_up", {"check": "api"}) == UNKNOWN
     assert checker.run_one(spec(url)).up == UP
     assert drain(checker) == []  # starting healthy is not news
-    handler.status = 503
+    health_api.status = 503
     result = checker.run_one(spec(url))
     assert (result.up, result.detail) == (DOWN, "HTTP 503, expected 200")
     assert checker.run_one(spec(url)).up == DOWN
-    handler.status = 200
+    health_api.status = 200
     checker.run_one(spec(url))
     assert drain(checker) == [("health", "down"), ("resolved", "up")]
     assert metrics.registry.get_sample_value("aisha_monitor_health_up", {"check": "api"}) == UP
@@ -83,9 +65,9 @@ def test_systemd_unit_is_unknown_without_systemd() -> None:
 
 
 def test_reconfigure_forgets_removed_checks_and_announces_new_ones(
-    api: tuple[str, type[_Api]],
+    health_api: HealthApi,
 ) -> None:
-    url, _ = api
+    url = health_api.url + "/health"
     metrics = Metrics()
     checker = HealthChecker((spec(url),), metrics)
     checker.run_one(spec(url))
