@@ -16,6 +16,7 @@ from monitor.daemon.options import RunOptions, state_directory
 from monitor.daemon.parts import Parts
 from monitor.journal.reader import JournalError, JournalSource
 from monitor.journal.source import fields_for
+from rules.base import Matcher
 
 
 class ReloadRefusedError(Exception):
@@ -47,7 +48,7 @@ def prepare(opts: RunOptions, current: Config, engine: Engine, open_source: Open
     if restart_only:
         raise ReloadRefusedError(restart_only)
     token = reload_token(config)
-    fresh = daemon_engine(config)
+    fresh = daemon_engine(config, engine.matcher)
     source = None
     if config.journal != current.journal or fields_for(fresh) != fields_for(engine):
         # what is read changes (units, identifiers, directory, files, max_message_bytes, or a
@@ -59,8 +60,8 @@ def prepare(opts: RunOptions, current: Config, engine: Engine, open_source: Open
     return Reloaded(config, fresh, source, token)
 
 
-def daemon_engine(config: Config) -> Engine:
-    engine = engine_for(config)
+def daemon_engine(config: Config, matcher: Matcher) -> Engine:
+    engine = engine_for(config, matcher=matcher)
     engine.collect_ended = True  # replays are verified by their training's end line
     return engine
 

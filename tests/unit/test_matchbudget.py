@@ -1,0 +1,50 @@
+"""Every search a rule makes gets a time budget: one that runs out is counted for its rule and
+taken as no match, the others give what `re` gives, and other signal handlers keep running."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from types import FrameType
+
+from monitor.matchbudget import TimeBudget
+
+SLOW = re.compile(r"(?:a+){20}b")  # hours on 40 a's
+
+
+def test_a_search_that_runs_out_is_no_match_counted_for_its_rule() -> None:
+    with TimeBudget(0.05) as budget:
+        slow = budget.bind("slow", SLOW)
+        fine = budget.bind("fine", re.compile(r"(?P<n>\d+),P"))
+        started = time.monotonic()
+        assert slow("a" * 40) is None
+        took = time.monotonic() - started
+        found = fine("P1,22,P")
+        assert found is not None and found.group("n") == "22"
+        assert fine("x" * 100_000) is None
+    assert took < 2.0
+    assert budget.total == 1 and dict(budget.by_rule) == {"slow": 1}
+
+
+def test_other_handlers_run_during_a_search_and_the_old_handler_comes_back() -> None:
+    seen: list[int] = []
+
+    def on_usr1(signum: int, frame: FrameType | None) -> None:
+        seen.append(signum)
+
+    before = signal.getsignal(signal.SIGVTALRM)
+    previous = signal.signal(signal.SIGUSR1, on_usr1)
+    try:
+        with TimeBudget(0.2) as budget:
+            pid = os.getpid()
+            signal.setitimer(signal.ITIMER_REAL, 0.05)  # SIGALRM: default would kill; replace
+            signal.signal(signal.SIGALRM, lambda s, f: os.kill(pid, signal.SIGUSR1))
+            assert budget.bind("slow", SLOW)("a" * 40) is None
+        assert seen == [signal.SIGUSR1]  # the SIGTERM handler of the daemon is such a handler
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR1, previous)
+    assert signal.getsignal(signal.SIGVTALRM) == before
