@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from types import FrameType
 
@@ -48,3 +50,17 @@ def test_other_handlers_run_during_a_search_and_the_old_handler_comes_back() -> 
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.signal(signal.SIGUSR1, previous)
     assert signal.getsignal(signal.SIGVTALRM) == before
+
+
+def test_a_process_that_installed_a_budget_exits_cleanly() -> None:
+    """At exit Python gives SIGVTALRM back its default action (end the process): the ticks
+    stop before that. A tick every 0.5 ms of CPU would otherwise hit the finalization."""
+    program = (
+        "from monitor.matchbudget import TimeBudget\n"
+        "TimeBudget(0.001).install()\n"
+        "sum(i * i for i in range(2_000_000))\n"
+        "big = [str(i) for i in range(300_000)]  # work for the finalization too\n"
+    )
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", program], timeout=60, check=False)
+        assert done.returncode == 0
