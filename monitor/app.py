@@ -24,6 +24,7 @@ from monitor.daemon.reload import daemon_engine, read_token
 from monitor.daemon.state import StateError, StateStore, recovery
 from monitor.daemon.view import StateView
 from monitor.daemon.worker import Worker
+from monitor.matchbudget import TimeBudget
 
 
 def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemon:
@@ -34,7 +35,7 @@ def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemo
     metrics = Metrics()
     store = StateStore(state_directory(opts, config))
     try:
-        engine = daemon_engine(config)
+        engine = daemon_engine(config, TimeBudget().install())  # kept by every reload
         store.restore(engine)
         store.drop_rules_except({r.base.name for r in engine.rules})
         position = store.position()

@@ -9,10 +9,12 @@ from typing import Any
 from monitor.config.yamlview import View
 from monitor.core.model import Entry, Event, EventKind, format_time, us_to_datetime
 from rules.base import (
+    UNBOUNDED,
     BuildContext,
     Context,
     ExplainContext,
     Heartbeat,
+    Matcher,
     ParseContext,
     Pattern,
     RuleBase,
@@ -43,7 +45,7 @@ class AbsenceSpec(SpecDefaults):
         return [f"activity ({what}): restarts the {human_duration(self.window_us)} silence window"]
 
     def build(self, ctx: BuildContext) -> AbsenceRule:
-        return AbsenceRule(self)
+        return AbsenceRule(self, ctx.matcher)
 
 
 def parse(view: View, base: RuleBase, ctx: ParseContext) -> AbsenceSpec | None:
@@ -59,18 +61,18 @@ class AbsenceRule(RuleDefaults):
     timed = True
     needs_origin = False
 
-    def __init__(self, spec: AbsenceSpec) -> None:
+    def __init__(self, spec: AbsenceSpec, matcher: Matcher = UNBOUNDED) -> None:
         self.spec = spec
         self.base = spec.base
         self.window_us = spec.window_us
         self.prefilter = spec.pattern.literals if spec.pattern else ()
-        self._regex = spec.pattern.regex if spec.pattern else None
+        self._search = matcher.bind(spec.base.name, spec.pattern.regex) if spec.pattern else None
         self.last_us: int | None = None
         self.absent = False
         self._counts = {"matches": 0, "absences": 0, "resolved": 0}
 
     def observe(self, entry: Entry, ctx: Context) -> list[Event]:
-        if self._regex is not None and self._regex.search(entry.message) is None:
+        if self._search is not None and self._search(entry.message) is None:
             return []
         self._counts["matches"] += 1
         self.last_us = entry.realtime_us
@@ -96,7 +98,7 @@ class AbsenceRule(RuleDefaults):
     @property
     def pulsing(self) -> bool:
         """Any line counts and nothing is absent: a line only needs `pulse`."""
-        return self._regex is None and not self.absent
+        return self._search is None and not self.absent
 
     def pulse(self, t_us: int, count: int) -> None:
         self._counts["matches"] += count

@@ -4,7 +4,7 @@ the Rule protocol the engine drives."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,6 +22,8 @@ PRIORITIES = {
     "warning": 4, "warn": 4, "notice": 5, "info": 6, "debug": 7,
 }  # fmt: skip
 
+Search = Callable[[str], "re.Match[str] | None"]
+
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
@@ -36,6 +38,56 @@ class Pattern:
             if literal in message:
                 return self.regex.search(message)
         return None if self.literals else self.regex.search(message)
+
+    def bound(self, search: Search) -> Search:
+        """`search` (this pattern's regex run by a Matcher) behind the literal prefilter."""
+        literals = self.literals
+        if not literals:
+            return search
+
+        def prefiltered(message: str) -> re.Match[str] | None:
+            for literal in literals:
+                if literal in message:
+                    return search(message)
+            return None
+
+        return prefiltered
+
+
+class Matcher(Protocol):
+    """How rules run their regexes. The daemon and `replay` give every search a time budget
+    (monitor/matchbudget.py): one that runs out is counted and taken as no match for that rule,
+    so no pattern can hold the loop whatever the line. Tools and tests run them as they are."""
+
+    @property
+    def total(self) -> int:
+        """Searches cut short so far, all rules together."""
+        ...
+
+    @property
+    def by_rule(self) -> Mapping[str, int]:
+        """Searches cut short so far, by rule."""
+        ...
+
+    def bind(self, rule: str, regex: re.Pattern[str]) -> Search:
+        """The search `rule` calls for `regex`."""
+        ...
+
+
+class Unbounded:
+    """Searches run to their end (tools that stop on Ctrl-C, tests)."""
+
+    total = 0
+
+    @property
+    def by_rule(self) -> Mapping[str, int]:
+        return {}
+
+    def bind(self, rule: str, regex: re.Pattern[str]) -> Search:
+        return regex.search
+
+
+UNBOUNDED = Unbounded()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +111,7 @@ class BuildContext:
     statuses: Statuses = field(default_factory=Statuses)
     remembered: frozenset[str] = frozenset()  # rules that others join context from
     keyed: frozenset[str] = frozenset()  # rules whose groups are kept by key (handler payloads)
+    matcher: Matcher = field(default_factory=Unbounded)  # runs the rules' regexes
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,11 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from monitor.config.yamlview import View
 from monitor.core.model import METRIC_PREFIX, Entry, Event, EventKind
 from rules.base import (
+    UNBOUNDED,
     BuildContext,
     Context,
     ExplainContext,
+    Matcher,
     ParseContext,
     Pattern,
     RuleBase,
@@ -55,6 +57,7 @@ class MatchSpec(SpecDefaults):
             self,
             remember=self.base.name in ctx.remembered,
             keyed=self.key is not None and self.base.name in ctx.keyed,
+            matcher=ctx.matcher,
         )
 
 
@@ -85,11 +88,18 @@ def parse(view: View, base: RuleBase, ctx: ParseContext) -> MatchSpec | None:
 class MatchRule(RuleDefaults):
     """Emits `match` (only with an alert, a handler or `emit: true`)."""
 
-    def __init__(self, spec: MatchSpec, *, remember: bool = False, keyed: bool = False) -> None:
+    def __init__(
+        self,
+        spec: MatchSpec,
+        *,
+        remember: bool = False,
+        keyed: bool = False,
+        matcher: Matcher = UNBOUNDED,
+    ) -> None:
         self.spec = spec
         self.base = spec.base
         self.prefilter = spec.pattern.literals
-        self._regex = spec.pattern.regex
+        self._search = matcher.bind(spec.base.name, spec.pattern.regex)
         self._remember = remember
         self._keyed = keyed
         self.needs_origin = remember
@@ -99,7 +109,7 @@ class MatchRule(RuleDefaults):
         self.matches = 0
 
     def observe(self, entry: Entry, ctx: Context) -> list[Event]:
-        m = self._regex.search(entry.message)
+        m = self._search(entry.message)
         if m is None:
             return []
         self.matches += 1

@@ -13,10 +13,12 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from monitor.config.yamlview import View
 from monitor.core.model import METRIC_PREFIX, Entry, Event, EventKind, format_time, us_to_datetime
 from rules.base import (
+    UNBOUNDED,
     BuildContext,
     Context,
     ExplainContext,
     KeyedRule,
+    Matcher,
     OpenItem,
     OpenItems,
     ParseContext,
@@ -66,7 +68,7 @@ class PairSpec(SpecDefaults):
         return [f"END of a pair: closes {k} ({e.kind})" for e in ctx.events]
 
     def build(self, ctx: BuildContext) -> PairRule:
-        return PairRule(self)
+        return PairRule(self, ctx.matcher)
 
 
 def parse(view: View, base: RuleBase, ctx: ParseContext) -> PairSpec | None:
@@ -115,10 +117,13 @@ class PairRule(RuleDefaults):
     timed = True
     needs_origin = False
 
-    def __init__(self, spec: PairSpec) -> None:
+    def __init__(self, spec: PairSpec, matcher: Matcher = UNBOUNDED) -> None:
         self.spec = spec
         self.base = spec.base
         self.prefilter = union_prefilter(spec.start + spec.end)
+        name = spec.base.name
+        self._ends = tuple(p.bound(matcher.bind(name, p.regex)) for p in spec.end)
+        self._starts = tuple(p.bound(matcher.bind(name, p.regex)) for p in spec.start)
         self.open: dict[str, OpenPair] = {}
         self.closed: dict[str, int] = {}  # key -> close time, oldest first
         self._heap: list[tuple[int, str]] = []
@@ -132,14 +137,14 @@ class PairRule(RuleDefaults):
 
     def observe(self, entry: Entry, ctx: Context) -> list[Event]:
         message, key = entry.message, self.spec.key
-        for pattern in self.spec.end:
-            m = pattern.search(message)
+        for search in self._ends:
+            m = search(message)
             if m is not None:
                 self._counts["matches"] += 1
                 ctx.ended(self.base.name, m.group(key), entry.realtime_us)
                 return self._end(m.group(key), entry.realtime_us, labels_of(m, (key,)))
-        for pattern in self.spec.start:
-            m = pattern.search(message)
+        for search in self._starts:
+            m = search(message)
             if m is not None:
                 self._counts["matches"] += 1
                 labels = labels_of(m, (key,))

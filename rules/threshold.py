@@ -10,9 +10,11 @@ from typing import Any
 from monitor.config.yamlview import View
 from monitor.core.model import Entry, Event, EventKind
 from rules.base import (
+    UNBOUNDED,
     BuildContext,
     Context,
     ExplainContext,
+    Matcher,
     ParseContext,
     Pattern,
     RuleBase,
@@ -44,7 +46,7 @@ class ThresholdSpec(SpecDefaults):
         return [f"counts toward the threshold: more than {self.count} within {w} fires"]
 
     def build(self, ctx: BuildContext) -> ThresholdRule:
-        return ThresholdRule(self)
+        return ThresholdRule(self, ctx.matcher)
 
 
 def parse(view: View, base: RuleBase, ctx: ParseContext) -> ThresholdSpec | None:
@@ -65,18 +67,18 @@ class ThresholdRule(RuleDefaults):
     timed = True
     needs_origin = False
 
-    def __init__(self, spec: ThresholdSpec) -> None:
+    def __init__(self, spec: ThresholdSpec, matcher: Matcher = UNBOUNDED) -> None:
         self.spec = spec
         self.base = spec.base
         self.prefilter = spec.pattern.literals if spec.pattern else ()
-        self._regex = spec.pattern.regex if spec.pattern else None
+        self._search = matcher.bind(spec.base.name, spec.pattern.regex) if spec.pattern else None
         # only the newest count+1 matches decide whether the window holds more than `count`
         self._times: deque[int] = deque(maxlen=spec.count + 1)
         self.firing = False
         self._counts = {"matches": 0, "fired": 0, "resolved": 0}
 
     def observe(self, entry: Entry, ctx: Context) -> list[Event]:
-        if self._regex is not None and self._regex.search(entry.message) is None:
+        if self._search is not None and self._search(entry.message) is None:
             return []
         self._counts["matches"] += 1
         t = entry.realtime_us

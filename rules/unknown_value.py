@@ -13,9 +13,11 @@ from monitor.config.yamlview import View
 from monitor.core.model import METRIC_PREFIX, Entry, Event, EventKind
 from monitor.core.statuses import Statuses
 from rules.base import (
+    UNBOUNDED,
     BuildContext,
     Context,
     ExplainContext,
+    Matcher,
     ParseContext,
     Pattern,
     RuleBase,
@@ -86,7 +88,7 @@ class UnknownValueSpec(SpecDefaults):
         return f"key {self.key}: none (the pattern has no {self.key} group)"
 
     def build(self, ctx: BuildContext) -> UnknownValueRule:
-        return UnknownValueRule(self, ctx.statuses)
+        return UnknownValueRule(self, ctx.statuses, ctx.matcher)
 
 
 def parse(view: View, base: RuleBase, ctx: ParseContext) -> UnknownValueSpec | None:
@@ -114,18 +116,20 @@ class UnknownValueRule(RuleDefaults):
     """Emits `unknown_value` for every matching line: key = the request, labels `status` (raw),
     `normalized` (canonical status, or "" when truly unknown) and any joined context fields."""
 
-    def __init__(self, spec: UnknownValueSpec, statuses: Statuses) -> None:
+    def __init__(
+        self, spec: UnknownValueSpec, statuses: Statuses, matcher: Matcher = UNBOUNDED
+    ) -> None:
         self.spec = spec
         self.base = spec.base
         self.prefilter = spec.pattern.literals
-        self._regex = spec.pattern.regex
+        self._search = matcher.bind(spec.base.name, spec.pattern.regex)
         self._statuses = statuses
         self.needs_origin = spec.context is not None
         self.by_status: dict[tuple[str, str], int] = {}
         self._counts = {"matches": 0, "joined": 0, "unjoined": 0, "normalizable": 0, "unknown": 0}
 
     def observe(self, entry: Entry, ctx: Context) -> list[Event]:
-        m = self._regex.search(entry.message)
+        m = self._search(entry.message)
         if m is None:
             return []
         spec = self.spec

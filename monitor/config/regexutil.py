@@ -1,6 +1,8 @@
 """Regex compilation for rules: a literal prefilter derived from the pattern, and a check for
-repeats that can backtrack catastrophically on hostile input (nested unbounded quantifiers here,
-repeated alternatives that can match the same text in `monitor.config.regexoverlap`)."""
+repeats that can backtrack catastrophically on hostile input (nested unbounded quantifiers and
+bounded repeats of ambiguous groups here, repeated alternatives that can match the same text in
+`monitor.config.regexoverlap`). No such check is complete: the daemon also gives every search a
+time budget (monitor/matchbudget.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,16 @@ from monitor.config.regexoverlap import (
 _UNBOUNDED = sre_c.MAXREPEAT
 _NESTED = "an unbounded quantifier applied to a group that has one inside"
 _NESTED_FIX = "make the inner repeat possessive (*+, ++) or atomic ((?>...)), or rewrite it"
+# `(.*?,){11}P` on "P1,1,…,1" (81 characters) tries every way of cutting the line into 11
+# pieces: C(40, 11) ≈ 2e9; counted 3 times it already takes 10 ms on that line, and grows with
+# the line. Alternatives that can match the same text, `(a|aa){n}`, try at most 2**n ways
+_MANY_ROUNDS = 3
+_MANY_CHOICES = 16
+_BOUNDED = "a repeat counted {n} times of a group that can match the same text in several ways"
+_BOUNDED_FIX = (
+    "make what the group repeats unable to run into what follows it (`(.*?,){11}` is "
+    "`([^,]*,){11}`), or make the inner repeat possessive (*+, ++) or atomic ((?>...))"
+)
 
 
 def required_literal(pattern: str) -> str:
@@ -110,14 +122,47 @@ def _findings(pattern: str) -> list[tuple[str, str]]:
 
 
 def _repeat_problem(op: Any, av: Any, chars: Chars) -> tuple[str, str] | None:
-    if av[1] != _UNBOUNDED or op is sre_c.POSSESSIVE_REPEAT:
+    if op is sre_c.POSSESSIVE_REPEAT:
         return None
     body = parts(av[2])
+    if av[1] != _UNBOUNDED:
+        if (av[1] >= _MANY_ROUNDS and _shifts(body, body, chars)) or (
+            av[1] >= _MANY_CHOICES and overlapping(body, chars)
+        ):
+            return _BOUNDED.format(n=av[1]), _BOUNDED_FIX
+        return None
     if _has_unbounded_repeat(body):
         return _NESTED, _NESTED_FIX
     if overlapping(body, chars):
         return OVERLAP, OVERLAP_FIX
     return None
+
+
+def _shifts(items: list[tuple[Any, Any]], after: list[tuple[Any, Any]], chars: Chars) -> bool:
+    """Whether an unbounded repeat in `items` can take the first character of what follows it
+    (the rest of `items`, then `after`): then where one round of the outer repeat ends and the
+    next begins is not fixed, as in `(a+){20}` or `(.*?,){11}`."""
+    for i, (op, av) in enumerate(items):
+        rest = items[i + 1 :] + after
+        if op is sre_c.POSSESSIVE_REPEAT or op is sre_c.ATOMIC_GROUP:
+            continue  # gives back nothing
+        if op in REPEATS:
+            inner = parts(av[2])
+            if av[1] == _UNBOUNDED:
+                follows, _ = chars.first(rest)
+                mine, _ = chars.first(inner)
+                if any(chars.meet(a, b) for a in mine for b in follows):
+                    return True
+            nested = [(inner, inner + rest)]
+        elif op is sre_c.SUBPATTERN:
+            nested = [(parts(av[3]), rest)]
+        elif op is sre_c.BRANCH:
+            nested = [(parts(b), rest) for b in av[1]]
+        else:
+            nested = []
+        if any(_shifts(sub, then, chars) for sub, then in nested):
+            return True
+    return False
 
 
 def catastrophic_parts(pattern: str) -> list[str]:

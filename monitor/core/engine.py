@@ -9,7 +9,7 @@ from typing import Any
 
 from monitor.config.schema import Config
 from monitor.core.model import Entry, Event, Gate
-from rules.base import BuildContext, Heartbeat, Rule
+from rules.base import UNBOUNDED, BuildContext, Heartbeat, Matcher, Rule
 
 _RECALL_LIMIT = 10_000  # (rule, host, pid) slots kept for context joins
 _KEYED_LIMIT = 10_000  # (rule, key) payloads kept for handlers
@@ -70,20 +70,22 @@ def gate_literals(literals: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(gate))
 
 
-def build_rules(config: Config) -> list[Rule]:
+def build_rules(config: Config, matcher: Matcher = UNBOUNDED) -> list[Rule]:
     remembered = frozenset(name for spec in config.rules for name in spec.context_rules())
     keyed = frozenset(r for h in config.handlers.values() if (r := h.payload_source()) is not None)
-    ctx = BuildContext(statuses=config.statuses, remembered=remembered, keyed=keyed)
+    ctx = BuildContext(config.statuses, remembered, keyed, matcher)
     return [spec.build(ctx) for spec in config.rules]
 
 
-def engine_for(config: Config, *, fast_path: bool = True) -> Engine:
-    """The engine of a config, the same for the daemon, replay and every tool."""
+def engine_for(config: Config, *, fast_path: bool = True, matcher: Matcher = UNBOUNDED) -> Engine:
+    """The engine of a config, the same for the daemon, replay and every tool; `matcher` runs
+    the rules' regexes (the daemon and replay give it a time budget)."""
     return Engine(
-        build_rules(config),
+        build_rules(config, matcher),
         config.journal.max_message_bytes,
         host_label=config.journal.host_label,
         fast_path=fast_path,
+        matcher=matcher,
     )
 
 
@@ -105,8 +107,10 @@ class Engine:
         *,
         host_label: bool = False,
         fast_path: bool = True,
+        matcher: Matcher = UNBOUNDED,
     ) -> None:
         self.rules = list(rules)
+        self.matcher = matcher  # what the rules' searches were bound with: its timeouts
         self.max_message_chars = max_message_chars
         self.recall = RecentMatches()
         self.now_us = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from monitor.core.engine import Engine
@@ -39,12 +39,31 @@ class Effects:
         self._recent = collections.deque(recent, maxlen=RECENT_EVENTS)
         self._recent_lock = threading.Lock()  # the HTTP thread copies what the loop appends
         self._seen_errors = (0, 0)
+        self._timeouts_logged: dict[str, int] = {}
 
     def publish(self, engine: Engine, position: Position, units: Iterable[str]) -> None:
         """The committed counters, as the metric families /metrics exposes."""
         self.metrics.published = build_families(
             engine, position.unit_entries, units, position.host_entries
         )
+        self._log_timeouts(engine.matcher.by_rule)
+
+    def _log_timeouts(self, by_rule: Mapping[str, int]) -> None:
+        """A rule's first search cut at the time budget is logged, then its count each time it
+        has grown tenfold: a hostile stream of lines does not flood the log (the metric has
+        every one)."""
+        for rule, n in by_rule.items():
+            logged = self._timeouts_logged.get(rule, 0)
+            if n > logged and (logged == 0 or n >= 10 * logged):
+                self._timeouts_logged[rule] = n
+                log.warning(
+                    "rule %s: its pattern ran out of its time budget on %d line(s) so far; "
+                    "such a line is no match for this rule (the other rules still see it): "
+                    "rewrite the pattern so that it cannot backtrack (check-config names the "
+                    "shapes it knows)",
+                    rule,
+                    n,
+                )
 
     def send_alerts(self, book: AlertBook, caught_up: bool) -> None:
         """Alerts describe the present: sent only once caught up."""

@@ -360,7 +360,7 @@ class Daemon:
             self._reload.clear()
             if preparing is None:
                 notify("RELOADING=1")
-            self._preparing = Preparing(self.p.opts, self.p.config)
+            self._preparing = Preparing(self.p.opts, self.p.config, self.p.engine.matcher)
 
     def _apply_reload(self, preparing: Preparing) -> None:
         """Applied, open pairs and counters are kept (through the state store, as across a

@@ -61,7 +61,12 @@ def build_families(
     stalled = GaugeMetricFamily(
         P + "trainings_stalled", "Open pairs past their deadline.", labels=["rule"]
     )
-    families: list[Metric] = [entries, matches, counts, unknown, opened, stalled]
+    timeouts = CounterMetricFamily(
+        P + "rule_timeouts",
+        "Lines on which a rule's regex ran out of its time budget (taken as no match).",
+        labels=["rule"],
+    )
+    families: list[Metric] = [entries, matches, counts, unknown, opened, stalled, timeouts]
     if host_entries:
         by_host = CounterMetricFamily(
             P + "journal_host_entries",
@@ -75,6 +80,7 @@ def build_families(
         name = rule.base.name
         c = rule.counters()
         matches.add_metric([name], c.get("matches", 0))
+        timeouts.add_metric([name], engine.matcher.by_rule.get(name, 0))
         for counter, value in c.items():
             if counter not in ("matches", "open", "stalled_open"):
                 counts.add_metric([name, counter], value)

@@ -34,7 +34,9 @@ def read_batch(
     *,
     by_host: bool,
 ) -> Batch:
-    """Read until the journal's end, BATCH_ENTRIES or BATCH_SECONDS, whichever comes first."""
+    """Read until the journal's end, BATCH_ENTRIES or BATCH_SECONDS, whichever comes first;
+    or up to a line on which a rule's search ran out of its time budget: that line is
+    committed at once, and a stream of such lines cannot hold the loop for a whole batch."""
     deadline = clock.monotonic() + BATCH_SECONDS
     gate = engine.gate()
     unit = source.fixed_unit
@@ -59,6 +61,7 @@ def _read_each(
 ) -> None:
     """Every entry through the engine, counted by unit (and host)."""
     events, units, hosts = batch.events, batch.units, batch.hosts
+    matcher, cut = engine.matcher, engine.matcher.total
     read = 0
     for entry in source:
         due, produced = engine.observe(entry)
@@ -71,7 +74,11 @@ def _read_each(
             hosts[entry.hostname] = hosts.get(entry.hostname, 0) + 1
         read += 1
         batch.last_us = entry.realtime_us
-        if read >= BATCH_ENTRIES or (not read & 0xFF and clock.monotonic() > deadline):
+        if (
+            read >= BATCH_ENTRIES
+            or matcher.total != cut
+            or (not read & 0xFF and clock.monotonic() > deadline)
+        ):
             batch.read = read
             return
     batch.read, batch.caught_up = read, True
@@ -86,6 +93,7 @@ def _read_gated(
     if gate is None:
         raise RuntimeError("_read_gated without a gate")
     events = batch.events
+    matcher, cut = engine.matcher, engine.matcher.total
     read = 0
     for skipped, last_skipped_us, entry in source.gated(gate):
         if skipped:
@@ -100,7 +108,7 @@ def _read_gated(
                 events += [replace(e, cursor=cursor) for e in produced]
             read += 1
             batch.last_us = entry.realtime_us
-        if read >= BATCH_ENTRIES or clock.monotonic() > deadline:
+        if read >= BATCH_ENTRIES or matcher.total != cut or clock.monotonic() > deadline:
             batch.read = read
             return
     batch.read, batch.caught_up = read, True

@@ -21,6 +21,7 @@ from monitor.daemon.options import RunOptions, state_directory
 from monitor.daemon.parts import Parts
 from monitor.journal.reader import JournalError, JournalSource
 from monitor.journal.source import fields_for
+from rules.base import Matcher
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Reloaded:
 OpenSource = Callable[[Config, Engine], JournalSource]
 
 
-def prepare(opts: RunOptions, current: Config) -> Reloaded:
+def prepare(opts: RunOptions, current: Config, matcher: Matcher) -> Reloaded:
     """The new config, checked against the running one; raises ReloadRefusedError. Reads only
     the file and what it names (no part of the running daemon): safe in a thread."""
     try:
@@ -55,7 +56,7 @@ def prepare(opts: RunOptions, current: Config) -> Reloaded:
     if restart_only:
         raise ReloadRefusedError(restart_only)
     token = reload_token(config)
-    return Reloaded(config, daemon_engine(config), None, token)
+    return Reloaded(config, daemon_engine(config, matcher), None, token)
 
 
 def reopen(r: Reloaded, current: Config, engine: Engine, open_source: OpenSource) -> Reloaded:
@@ -76,16 +77,16 @@ class Preparing:
     """`prepare` in a thread of its own; the loop asks `done()` at each round and then takes
     `result()`. A thread left running at exit dies with the process (it changes nothing)."""
 
-    def __init__(self, opts: RunOptions, current: Config) -> None:
+    def __init__(self, opts: RunOptions, current: Config, matcher: Matcher) -> None:
         self._outcome: Reloaded | ReloadRefusedError | None = None
         self._done = threading.Event()
-        args = (opts, current)
+        args = (opts, current, matcher)
         self._thread = threading.Thread(target=self._run, args=args, name="reload", daemon=True)
         self._thread.start()
 
-    def _run(self, opts: RunOptions, current: Config) -> None:
+    def _run(self, opts: RunOptions, current: Config, matcher: Matcher) -> None:
         try:
-            self._outcome = prepare(opts, current)
+            self._outcome = prepare(opts, current, matcher)
         except ReloadRefusedError as e:
             self._outcome = e
         except Exception as e:  # a reload never left pending for ever, whatever went wrong
@@ -106,8 +107,8 @@ class Preparing:
         return self._outcome
 
 
-def daemon_engine(config: Config) -> Engine:
-    engine = engine_for(config)
+def daemon_engine(config: Config, matcher: Matcher) -> Engine:
+    engine = engine_for(config, matcher=matcher)
     engine.collect_ended = True  # replays are verified by their training's end line
     return engine
 

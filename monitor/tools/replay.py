@@ -14,6 +14,7 @@ from monitor.core.engine import Engine, engine_for
 from monitor.core.model import Entry, Event, Gate, format_time
 from monitor.journal import backlog
 from monitor.journal.source import fields_for, open_source, where
+from monitor.matchbudget import TimeBudget
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,7 +41,13 @@ class ReplayResult:
 def run_replay(
     config: Config, opts: ReplayOptions, out: TextIO, progress: TextIO | None = None
 ) -> ReplayResult:
-    engine = engine_for(config)
+    with TimeBudget() as budget:  # no line can hold replay either
+        return _replay(config, opts, out, progress, engine_for(config, matcher=budget))
+
+
+def _replay(
+    config: Config, opts: ReplayOptions, out: TextIO, progress: TextIO | None, engine: Engine
+) -> ReplayResult:
     write = _writer(opts.output_format, out)
     started = time.monotonic()
     bar = _Progress(progress, started) if progress is not None else None
@@ -201,6 +208,9 @@ def print_summary(result: ReplayResult, stream: TextIO = sys.stderr) -> None:
         + (f", {result.parallel_files} files read in parallel" if result.parallel_files else "")
         + "\n"
     )
+    timeouts = result.engine.matcher.by_rule
     for rule in result.engine.rules:
         counters = " ".join(f"{k}={v}" for k, v in rule.counters().items())
+        cut = timeouts.get(rule.base.name, 0)
+        counters += f" timeouts={cut}" if cut else ""  # lines its pattern ran out of time on
         stream.write(f"  {rule.base.name} ({rule.base.type}): {counters}\n")

@@ -200,6 +200,7 @@ def test_the_expected_alerts_and_nothing_the_daemon_raises() -> None:
         "AishaMonitorHandlerFailures",
         "AishaMonitorJournalReadErrors",
         "AishaMonitorStateWriteFailing",
+        "AishaMonitorRuleTimeouts",
     }
     raised_by_daemon = set(DAEMON_ALERTS)
     for config in _shipped_configs():  # and whatever the shipped config makes it raise
@@ -257,7 +258,7 @@ def test_promtool_check_config_on_a_copy(tmp_path: Path) -> None:
     print(p.stdout, p.stderr)
     assert p.returncode == 0, shown(p)
     assert "1 rule files found" in p.stdout, shown(p)
-    assert "10 rules found" in p.stdout, shown(p)
+    assert "11 rules found" in p.stdout, shown(p)
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert jobs[JOB]["scrape_interval"] == "15s"
     assert jobs[JOB]["static_configs"][0]["targets"] == ["127.0.0.1:9817"]

@@ -174,3 +174,44 @@ def test_case_insensitive_classes_with_multi_character_case_mappings_are_checked
     assert catastrophic_parts("(?i)(?:[a-c]y|xy)+") == []
     assert catastrophic_parts("(?i)(?:ab|AB)*c") != [], "alike once case is ignored"
     assert catastrophic_parts("(?:ab|AB)*c") == []
+
+
+# a bounded repeat counted many times of a group whose rounds can end in several places: the
+# search tries every way of cutting the line into that many rounds
+BOUNDED = [r"(.*?,){11}P", r"(?:a+){20}b", r"(\w+\s?){6}!", r"(a|aa){30}b", r"((a+){2}){10}b"]
+
+
+@pytest.mark.parametrize("pattern", BOUNDED)
+def test_bounded_repeats_of_ambiguous_groups_are_reported(pattern: str) -> None:
+    _, problems = check_pattern(pattern)
+    assert problems, f"accepted: {pattern}"
+    assert "times of a group that can match the same text in several ways" in problems[0]
+    assert "possessive" in problems[0]
+
+
+def test_the_rejected_bounded_shape_really_is_slow_and_the_fix_is_not() -> None:
+    line = "P" + "1," * 40  # 81 characters
+    started = time.monotonic()
+    assert re.search(r"([^,]*,){11}P", line) is None
+    fast = time.monotonic() - started
+    started = time.monotonic()
+    assert re.search(r"(.*?,){4}P", line) is None  # 4 rounds, not 11: 11 would take hours
+    slow = time.monotonic() - started
+    assert slow > 20 * fast
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"([^,]*,){11}P",  # a round cannot run into the next: where it ends is fixed
+        r"(\d+\.){3}\d+",
+        r"(\S+\s+){5}x",
+        r"(?:a++){20}b",
+        r"(?:(?>a+)){20}b",
+        r"(?:a+){2}b",  # two rounds: no worse than `a+a+b`
+        r"\d{4}-\d\d-\d\d",
+        r"(?:ab|cd){10}",
+    ],
+)
+def test_bounded_repeats_with_one_way_to_match_pass(pattern: str) -> None:
+    assert catastrophic_parts(pattern) == []
