@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from monitor.config.secrets import redact
+from monitor.config.secrets import Auth, redact
 from monitor.config.yamlview import View
 
 
@@ -179,3 +179,14 @@ class RunContext:
     dry_run: bool
     handlers: Mapping[str, HandlerSpec]  # another handler's config (provider_status -> replay)
     env: Mapping[str, str]
+
+
+def auth_headers(auth: Auth, env: Mapping[str, str]) -> dict[str, str] | Result:
+    """The headers that carry a handler's token, or the `gave_up` result of a token that
+    cannot be read (a retry would not help)."""
+    try:
+        return auth.headers(env)
+    except OSError as e:
+        return Result(Outcome.GAVE_UP, f"cannot read {auth.source}: {e.strerror}")
+    except ValueError as e:
+        return Result(Outcome.GAVE_UP, str(e))

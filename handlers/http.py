@@ -13,6 +13,7 @@ from handlers.base import (
     Outcome,
     Result,
     RunContext,
+    auth_headers,
     parse_common,
     parse_url,
 )
@@ -33,12 +34,9 @@ class HttpSpec(HandlerDefaults):
         shown = redact(self.url)  # the URL's userinfo is sent, never shown
         if ctx.dry_run or self.common.dry_run:
             return Result(Outcome.DRY_RUN, f"would POST the event to {shown}")
-        try:
-            headers = self.auth.headers(ctx.env)
-        except OSError as e:
-            return Result(Outcome.GAVE_UP, f"cannot read {self.auth.source}: {e.strerror}")
-        except ValueError as e:
-            return Result(Outcome.GAVE_UP, str(e))
+        headers = auth_headers(self.auth, ctx.env)
+        if isinstance(headers, Result):
+            return headers
         try:
             r = ctx.session.request(
                 "POST",

@@ -20,6 +20,7 @@ from handlers.base import (
     References,
     Result,
     RunContext,
+    auth_headers,
     parse_common,
     parse_url,
 )
@@ -69,12 +70,9 @@ class ReplayWebhookSpec(HandlerDefaults):
         shown = redact(self.url)  # the URL's userinfo is sent, never shown
         if ctx.dry_run or self.common.dry_run:
             return Result(Outcome.DRY_RUN, f"would POST {body!r} to {shown}")
-        try:
-            headers = self.auth.headers(ctx.env)
-        except OSError as e:
-            return Result(Outcome.GAVE_UP, f"cannot read {self.auth.source}: {e.strerror}")
-        except ValueError as e:
-            return Result(Outcome.GAVE_UP, str(e))
+        headers = auth_headers(self.auth, ctx.env)
+        if isinstance(headers, Result):
+            return headers
         try:
             timeout = self.common.timeout_us / 1e6
             r = ctx.session.request("POST", self.url, json=body, headers=headers, timeout=timeout)
