@@ -36,8 +36,7 @@ def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemo
     store = StateStore(state_directory(opts, config))
     try:
         engine = daemon_engine(config, TimeBudget().install())  # kept by every reload
-        store.restore(engine)
-        store.drop_rules_except({r.base.name for r in engine.rules})
+        store.adopt(engine)
         position = store.position()
     except (ValueError, TypeError, AttributeError, KeyError) as e:  # readable, but damaged
         raise StateError(

@@ -50,9 +50,7 @@ class Jobs:
         up to `read_to_us`) and new jobs for this batch's events, as events of their own (the
         outbox queues their statements)."""
         out, self._pending = self._pending, []
-        while not self.worker.results.empty():
-            job, source_rule, result = self.worker.results.get_nowait()
-            out += self.outbox.apply(job, source_rule, result, now_us)
+        out += self._results(now_us)
         out += self.outbox.verify(ended, list(events), read_to_us)
         out += self.outbox.enqueue(list(events), now_us, payloads.payload)
         if self.clock.monotonic() - self._pruned >= PRUNE_EVERY_S:
@@ -74,6 +72,10 @@ class Jobs:
 
     def results_at_exit(self, now_us: int) -> list[Event]:
         """Results that came back while stopping, to be recorded, not lost."""
+        return self._results(now_us)
+
+    def _results(self, now_us: int) -> list[Event]:
+        """What the worker finished since the last call, applied to the outbox."""
         events: list[Event] = []
         while not self.worker.results.empty():
             job, source_rule, result = self.worker.results.get_nowait()

@@ -46,7 +46,6 @@ class Daemon:
         self.caught_up = False
         self._was_caught_up = False
         self._step_started = 0.0  # monotonic
-        self.lag_s = 0.0
         self._looked_at = float("-inf")  # monotonic
         self.reload_problems: list[str] = []
         self._stop = threading.Event()
@@ -136,7 +135,7 @@ class Daemon:
 
     def _status(self) -> tuple[int, float, int]:
         open_ = sum(r.counters().get("open", 0) for r in self.p.engine.rules)
-        return self.entries(), self.lag_s, open_
+        return self.entries(), self.p.view.loop.lag_s, open_
 
     def _pace(self) -> None:
         """Let lines gather for a moment after a batch (SIGTERM ends the wait)."""
@@ -247,7 +246,6 @@ class Daemon:
             )
 
     def _set_lag(self, seconds: float) -> None:
-        self.lag_s = seconds
         self.p.effects.set_lag(seconds)
         self.p.view.loop.lag_s = seconds
         self.p.view.loop.caught_up = self.caught_up

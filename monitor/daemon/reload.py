@@ -158,8 +158,7 @@ def apply(p: Parts, r: Reloaded, source: JournalSource | None) -> JournalSource 
     config, engine = r.config, r.engine
     if r.source is None and source is not None:
         engine.fill = source.fill
-    p.store.restore(engine)
-    p.store.drop_rules_except({rule.base.name for rule in engine.rules})
+    p.store.adopt(engine)
     p.config, p.engine = config, engine
     book = AlertBook(config)
     book.restore(p.book.snapshot())

@@ -333,6 +333,12 @@ class StateStore:
         """The connection, for the outbox (main thread only)."""
         return self._db
 
+    def adopt(self, engine: Engine) -> None:
+        """`restore` the engine of a (new) config and forget the rules it no longer has: what a
+        start and an applied reload both do."""
+        self.restore(engine)
+        self.drop_rules_except({r.base.name for r in engine.rules})
+
     def drop_rules_except(self, names: set[str]) -> None:
         """Forget the state of rules no longer in the config (after a reload or restart)."""
         for table in ("rule_state", "pairs", "closed"):
