@@ -49,6 +49,8 @@ def build(config: Config, opts: RunOptions, clock: Clock | None = None) -> Daemo
     metrics.declare_handlers(config.handlers)
     health = HealthChecker(config.health_checks, metrics, clock)
     effects_recent = store.recent_events(RECENT_EVENTS)
+    # the view lists the effects' recent events; effects are built below (they need the
+    # sender, which needs the HTTP address), so the view asks for them when it is asked
     view = StateView(clock, health, lambda limit: effects.recent(limit))
     backend = Backend(
         metrics,

@@ -16,6 +16,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from handlers.base import Outcome
 from monitor import __version__
@@ -100,17 +101,22 @@ def _merged(declared: list[Metric], contributed: Iterable[Metric]) -> list[Metri
             out.append(family)
             continue
         shared.add(family.name)
-        index = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(target.samples)}
+        index = {_series(s): i for i, s in enumerate(target.samples)}
         for s in family.samples:
-            at = index.get((s.name, tuple(sorted(s.labels.items()))))
+            at = index.get(key := _series(s))
             if at is None:
-                index[(s.name, tuple(sorted(s.labels.items())))] = len(target.samples)
+                index[key] = len(target.samples)
                 target.samples.append(s)
             else:
                 target.samples[at] = s._replace(value=target.samples[at].value + s.value)
     for name in shared:
-        by_name[name].samples.sort(key=lambda s: (s.name, sorted(s.labels.items())))
+        by_name[name].samples.sort(key=_series)
     return out
+
+
+def _series(s: Sample) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A sample's series: its name and its labels, in a fixed order."""
+    return s.name, tuple(sorted(s.labels.items()))
 
 
 class _Published(Collector):
